@@ -1,0 +1,151 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_aprelu import PReLU
+from keras_aprelu import activations
+from tests.layer_testing import run_layer_test
+
+
+def reference(x, alpha):
+    return np.where(x > 0, x, alpha * x)
+
+
+@pytest.mark.parametrize(
+    "kwargs, input_shape, weights",
+    [
+        ({}, (2, 5, 5, 3), 3),
+        ({"axis": None}, (2, 5, 5, 3), 1),
+        ({"axis": 1}, (2, 3, 5, 5), 3),
+        ({"shared_axes": [1, 2]}, (2, 5, 5, 3), 3),
+        ({}, (3, 4), 4),
+    ],
+)
+def test_layer_contract(kwargs, input_shape, weights):
+    run_layer_test(
+        PReLU,
+        kwargs,
+        input_shape,
+        expected_output_shape=input_shape,
+        expected_num_trainable_weights=1,
+        expected_num_trainable_params=weights,
+    )
+
+
+def test_values_match_numpy_and_keras_prelu():
+    x = np.random.default_rng(0).normal(size=(4, 6, 7, 3)).astype("float32")
+    alpha = np.array([0.1, -0.3, 1.7], dtype="float32")
+    ours = PReLU(alpha_initializer=keras.initializers.Constant(alpha))
+    theirs = keras.layers.PReLU(
+        alpha_initializer=keras.initializers.Constant(alpha), shared_axes=[1, 2]
+    )
+    np.testing.assert_allclose(ours(x), reference(x, alpha), rtol=1e-6)
+    np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shared_axes", [[-1], [-3, -2], [2]])
+def test_negative_shared_axes_count_from_the_end(shared_axes):
+    # keras.layers.PReLU indexes its parameter shape with `axis - 1`, so -1
+    # lands on the second-to-last axis; ours counts from the input's end.
+    layer = PReLU(shared_axes=shared_axes)
+    layer.build((None, 4, 5, 6))
+    positive = [a % 4 for a in shared_axes]
+    expected = tuple(
+        1 if a in positive else s for a, s in zip(range(1, 4), (4, 5, 6), strict=True)
+    )
+    assert tuple(layer.alpha.shape) == expected
+    keras_layer = keras.layers.PReLU(shared_axes=positive)
+    keras_layer.build((None, 4, 5, 6))
+    assert tuple(keras_layer.alpha.shape) == expected
+
+
+def test_variable_spatial_size_in_one_model():
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, PReLU()(inputs))
+    for shape in [(1, 4, 4, 3), (2, 9, 5, 3)]:
+        x = np.random.default_rng(1).normal(size=shape).astype("float32")
+        np.testing.assert_allclose(model(x), reference(x, 0.25), rtol=1e-6)
+
+
+def test_gradients_match_keras_prelu():
+    x = tf.constant(np.random.default_rng(2).normal(size=(3, 4, 4, 2)), tf.float32)
+    alpha = keras.initializers.Constant([0.2, 0.6])
+    ours = PReLU(alpha_initializer=alpha)
+    theirs = keras.layers.PReLU(alpha_initializer=alpha, shared_axes=[1, 2])
+    upstream = tf.constant(np.random.default_rng(3).normal(size=x.shape), tf.float32)
+    grads = []
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * upstream)
+        grads.append(tape.gradient(loss, [x, layer.alpha]))
+    np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-6)
+    np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-5)
+
+
+@pytest.mark.parametrize("alpha_shape", [(), (3,), (1, 1, 3), (2, 4, 1, 3)])
+def test_numerical_gradients(alpha_shape):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 4, 5, 3))
+    alpha = rng.uniform(-0.5, 1.5, size=alpha_shape)
+    theoretical, numerical = tf.test.compute_gradient(
+        activations.prelu, [tf.constant(x), tf.constant(alpha)]
+    )
+    for t, n in zip(theoretical, numerical, strict=True):
+        np.testing.assert_allclose(t, n, rtol=1e-6, atol=1e-6)
+
+
+def test_nan_and_inf_propagate():
+    x = np.array([[np.nan, np.inf, -np.inf, -2.0, 3.0]], dtype="float32")
+    np.testing.assert_array_equal(PReLU()(x), reference(x, np.float32(0.25)))
+
+
+def test_regularizer_and_constraint_apply():
+    layer = PReLU(
+        alpha_initializer=2.0,
+        alpha_regularizer=keras.regularizers.L2(0.5),
+        alpha_constraint=keras.constraints.MaxNorm(1.0, axis=[]),
+    )
+    layer(np.ones((1, 3), "float32"))
+    np.testing.assert_allclose(layer.losses[0], 0.5 * 3 * 4.0)
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    model.fit(-np.ones((2, 3)), np.zeros((2, 3)), verbose=0)
+    np.testing.assert_allclose(layer.alpha, np.ones((3,)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"axis": 1.5}, r"`axis` must be an int or None\. Received: axis=1\.5"),
+        ({"axis": 2, "shared_axes": [1]}, r"Pass either `axis` or `shared_axes`"),
+        ({"shared_axes": ["a"]}, r"`axis` must be an int\. Received: axis='a'"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PReLU(**kwargs)
+
+
+def test_bad_shapes():
+    with pytest.raises(
+        ValueError, match=r"`axis` must index a non-batch axis .* axis=3"
+    ):
+        PReLU(axis=3)(np.zeros((1, 2, 2)))
+    with pytest.raises(ValueError, match=r"`axis` must index .* Received: axis=0"):
+        PReLU(axis=0)(np.zeros((1, 2)))
+    with pytest.raises(ValueError, match=r"expects inputs of rank >= 2"):
+        PReLU()(np.zeros((3,)))
+    with pytest.raises(ValueError, match=r"sizes must be known"):
+        PReLU(shared_axes=[1]).build((None, 4, None))
+    layer = PReLU()
+    layer(np.zeros((1, 4, 4)))
+    with pytest.raises(
+        ValueError, match=r"was built for inputs of shape \(None, None, 4\)"
+    ):
+        layer(np.zeros((1, 4, 5)))
+    with pytest.raises(ValueError, match=r"Received: inputs.shape=\(1, 4\)"):
+        layer(np.zeros((1, 4)))

@@ -1,0 +1,104 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_aprelu import RReLU
+from keras_aprelu import activations
+from tests.layer_testing import run_layer_test
+
+
+def test_layer_contract():
+    run_layer_test(
+        RReLU,
+        {"lower": 0.1, "upper": 0.4, "seed": 3},
+        (3, 4, 5),
+        expected_output_shape=(3, 4, 5),
+        expected_num_trainable_weights=0,
+        expected_num_seed_generators=1,
+    )
+
+
+def test_inference_uses_the_mean_slope():
+    x = np.linspace(-3, 3, 13, dtype="float32").reshape(1, 13)
+    expected = np.where(x >= 0, x, (0.1 + 0.4) / 2 * x)
+    np.testing.assert_allclose(RReLU(0.1, 0.4)(x), expected, rtol=1e-6)
+    np.testing.assert_allclose(RReLU(0.1, 0.4)(x, training=False), expected, rtol=1e-6)
+    # The defaults are torch.nn.RReLU's: slope (1/8 + 1/3) / 2 in inference.
+    np.testing.assert_allclose(RReLU()(x), np.where(x >= 0, x, 11 / 48 * x), rtol=1e-6)
+
+
+def test_training_draws_one_slope_per_element_within_bounds():
+    x = np.concatenate([-np.ones((1, 20000)), np.ones((1, 10))], axis=1)
+    y = np.asarray(RReLU(0.2, 0.5, seed=1)(x.astype("float32"), training=True))
+    slopes = -y[0, :20000]
+    assert slopes.min() >= 0.2 and slopes.max() <= 0.5
+    # U(0.2, 0.5): mean 0.35, standard deviation 0.3 / sqrt(12) = 0.0866.
+    assert abs(slopes.mean() - 0.35) < 0.005
+    assert abs(slopes.std() - 0.3 / np.sqrt(12)) < 0.005
+    np.testing.assert_array_equal(y[0, 20000:], 1.0)
+
+
+def test_seed_makes_it_reproducible():
+    x = -np.ones((2, 50), "float32")
+    a = [np.asarray(RReLU(seed=7)(x, training=True)) for _ in range(2)]
+    np.testing.assert_array_equal(a[0], a[1])
+    layer = RReLU(seed=7)
+    first, second = layer(x, training=True), layer(x, training=True)
+    assert not np.array_equal(first, second)  # a new draw at every call
+    assert not np.array_equal(a[0], RReLU(seed=8)(x, training=True))
+
+
+def test_lower_equal_upper_is_leaky_relu():
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
+    y = RReLU(0.3, 0.3)(x, training=True)
+    np.testing.assert_allclose(y, np.where(x >= 0, x, 0.3 * x), rtol=1e-6)
+
+
+def test_training_gradient_is_the_drawn_slope():
+    x = tf.constant(np.random.default_rng(1).normal(size=(3, 8)))
+
+    def f(x):  # an int seed draws the same slopes at every call
+        return activations.rrelu(x, 0.1, 0.3, training=True, seed=5)
+
+    theoretical, numerical = tf.test.compute_gradient(f, [x])
+    np.testing.assert_allclose(theoretical[0], numerical[0], rtol=1e-6, atol=1e-7)
+    slopes = np.asarray(f(x)) / np.asarray(x)
+    np.testing.assert_allclose(np.diag(theoretical[0]), slopes.ravel(), rtol=1e-6)
+
+
+def test_nan_and_inf_propagate():
+    x = np.array([[np.nan, np.inf, -np.inf, -1.0]], "float32")
+    y = np.asarray(RReLU()(x))
+    np.testing.assert_array_equal(
+        y, np.array([[np.nan, np.inf, -np.inf, -11 / 48]], "float32")
+    )
+    y = np.asarray(RReLU(seed=0)(x, training=True))
+    assert np.isnan(y[0, 0]) and y[0, 1] == np.inf and y[0, 2] == -np.inf
+
+
+@pytest.mark.parametrize(
+    "lower, upper",
+    [(-0.1, 0.3), (0.5, 0.2), (0.1, float("inf")), ("a", 0.3), (float("nan"), 0.3)],
+)
+def test_bad_bounds(lower, upper):
+    with pytest.raises(
+        ValueError,
+        match=r"`lower` and `upper` must be numbers with 0 <= lower <= upper",
+    ) as info:
+        RReLU(lower, upper)
+    assert str(info.value).endswith(f"Received: lower={lower!r}, upper={upper!r}")
+    with pytest.raises(ValueError, match=r"Received: lower="):
+        activations.rrelu(np.zeros((1, 2)), lower, upper)
+
+
+def test_keras_training_flag_reaches_the_layer():
+    # Inside fit the layer is random; in predict it is not.
+    inputs = keras.Input((64,))
+    outputs = RReLU(0.0, 1.0, seed=2)(inputs)
+    model = keras.Model(inputs, outputs)
+    x = -np.ones((2, 64), "float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), -0.5)
+    with tf.GradientTape():
+        y = np.asarray(model(x, training=True))
+    assert y.std() > 0.1

@@ -1,0 +1,85 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import pytest
+
+import keras_aprelu
+import keras_aprelu.activations
+
+
+def test_public_names():
+    assert sorted(keras_aprelu.__all__) == [
+        "APReLU",
+        "Maxout",
+        "PReLU",
+        "RReLU",
+        "__version__",
+        "activations",
+    ]
+    assert sorted(keras_aprelu.activations.__all__) == [
+        "aprelu",
+        "maxout",
+        "prelu",
+        "rrelu",
+    ]
+    assert keras_aprelu.__version__ == "0.1.0"
+
+
+def run_python(code, **env):
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+        timeout=300,
+    )
+
+
+def test_layers_work_without_matplotlib():
+    # Keras imports matplotlib whenever it is installed, so installing
+    # without it is simulated by an import hook that refuses it.
+    result = run_python(
+        """
+        import sys
+
+        class Refuse:
+            def find_spec(self, name, path=None, target=None):
+                if name == "matplotlib" or name.startswith("matplotlib."):
+                    raise ImportError("matplotlib is blocked for this test")
+
+        sys.meta_path.insert(0, Refuse())
+        import numpy as np
+        import keras
+        import keras_aprelu
+        assert "matplotlib" not in sys.modules
+        x = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype("float32")
+        model = keras.Sequential([keras.Input((4, 4, 3)), keras_aprelu.APReLU(),
+                                  keras_aprelu.PReLU(), keras_aprelu.RReLU(),
+                                  keras_aprelu.Maxout(3)])
+        print(model.predict(x, verbose=0).shape)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "(2, 4, 4, 3)"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: keras_aprelu.APReLU(),
+        lambda: keras_aprelu.PReLU(),
+        lambda: keras_aprelu.RReLU(),
+        lambda: keras_aprelu.Maxout(2),
+        lambda: keras_aprelu.activations.prelu(1.0, 0.5),
+    ],
+)
+def test_other_backend_gets_a_clear_error(make, monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(
+        NotImplementedError, match="need the TensorFlow backend"
+    ) as info:
+        make()
+    assert str(info.value).endswith("Received: backend=jax")
