@@ -19,6 +19,11 @@ def test_public_names():
         "__version__",
         "activations",
     ]
+    from keras_aprelu import viz
+
+    assert len(viz.__all__) == 19
+    for name in viz.__all__:
+        assert callable(getattr(viz, name)), name
     assert sorted(keras_aprelu.activations.__all__) == [
         "aprelu",
         "maxout",
@@ -60,10 +65,24 @@ def test_layers_work_without_matplotlib():
                                   keras_aprelu.PReLU(), keras_aprelu.RReLU(),
                                   keras_aprelu.Maxout(3)])
         print(model.predict(x, verbose=0).shape)
+        # viz computes without matplotlib; only drawing needs it.
+        from keras_aprelu import viz
+        maps = viz.saliency(model, x, lambda out: keras.ops.sum(out, axis=(1, 2, 3)))
+        print(maps.shape)
+        try:
+            viz.plot_activation_functions()
+        except ImportError as error:
+            print(error)
         """
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "(2, 4, 4, 3)"
+    lines = result.stdout.strip().splitlines()
+    assert lines[-3:] == [
+        "(2, 4, 4, 3)",
+        "(2, 4, 4)",
+        "keras_aprelu.viz.plotting needs matplotlib. Install it with: "
+        'pip install "keras-aprelu[viz]"',
+    ]
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,9 @@ import gzip
 import os
 import pickle
 
+import mnist_data
 import numpy as np
 import pytest
-
-import mnist_data
 
 
 class _Evil:

@@ -1,0 +1,50 @@
+"""Visualization for any Keras 3 model: saliency, Grad-CAM, occlusion,
+filters and APReLU's slopes.
+
+Every method takes the same arguments (`model`, `inputs`, `target`,
+`layer`, `batch_size`, `normalize`) and returns NumPy arrays; the figures
+live in `keras_aprelu.viz.plotting`, which needs matplotlib
+(`pip install "keras-aprelu[viz]"`).
+"""
+
+from keras_aprelu.viz.aprelu import aprelu_slopes
+from keras_aprelu.viz.aprelu import dead_units
+from keras_aprelu.viz.filters import activation_maximization
+from keras_aprelu.viz.filters import feature_maps
+from keras_aprelu.viz.filters import filters
+from keras_aprelu.viz.grad_cam import grad_cam
+from keras_aprelu.viz.grad_cam import grad_cam_plus_plus
+from keras_aprelu.viz.grad_cam import guided_grad_cam
+from keras_aprelu.viz.occlusion import occlusion
+from keras_aprelu.viz.plotting import overlay
+from keras_aprelu.viz.plotting import plot_activation_functions
+from keras_aprelu.viz.plotting import plot_activation_maximization
+from keras_aprelu.viz.plotting import plot_aprelu_slopes
+from keras_aprelu.viz.plotting import plot_dead_units
+from keras_aprelu.viz.plotting import plot_feature_maps
+from keras_aprelu.viz.plotting import plot_filters
+from keras_aprelu.viz.plotting import plot_heatmaps
+from keras_aprelu.viz.saliency import integrated_gradients
+from keras_aprelu.viz.saliency import saliency
+
+__all__ = [
+    "activation_maximization",
+    "aprelu_slopes",
+    "dead_units",
+    "feature_maps",
+    "filters",
+    "grad_cam",
+    "grad_cam_plus_plus",
+    "guided_grad_cam",
+    "integrated_gradients",
+    "occlusion",
+    "overlay",
+    "plot_activation_functions",
+    "plot_activation_maximization",
+    "plot_aprelu_slopes",
+    "plot_dead_units",
+    "plot_feature_maps",
+    "plot_filters",
+    "plot_heatmaps",
+    "saliency",
+]

@@ -1,0 +1,361 @@
+"""Figures. The only module that uses matplotlib, imported when a function
+runs; no function calls `plt.show()`: each returns its Figure."""
+
+import numpy as np
+
+__all__ = [
+    "overlay",
+    "plot_activation_functions",
+    "plot_activation_maximization",
+    "plot_aprelu_slopes",
+    "plot_dead_units",
+    "plot_feature_maps",
+    "plot_filters",
+    "plot_heatmaps",
+]
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise ImportError(
+            "keras_aprelu.viz.plotting needs matplotlib. Install it with: "
+            'pip install "keras-aprelu[viz]"'
+        ) from error
+    return plt
+
+
+def _figure(rows, cols, size=2.0):
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(size * cols, size * rows), squeeze=False
+    )
+    return fig, axes
+
+
+def _as_image(image):
+    image = np.asarray(image, "float32")
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim == 3 and image.shape[-1] == 3:
+        low, high = image.min(), image.max()
+        return (image - low) / (high - low) if high > low else image * 0
+    if image.ndim == 3:
+        image = image.mean(axis=-1)
+    return image
+
+
+def _draw(ax, image, heatmap=None, alpha=0.5, cmap="jet"):
+    """Draws an image (2-D) or a signal (1-D), with an optional heatmap."""
+    image = _as_image(image)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if image.ndim == 2 and image.shape[-1] > 1 or image.ndim == 3:
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
+        if heatmap is not None:
+            ax.imshow(np.asarray(heatmap), cmap=cmap, alpha=alpha)
+        return
+    signal = image.reshape(len(image), -1)
+    length = len(signal)
+    low, high = float(signal.min()), float(signal.max())
+    if heatmap is not None:
+        strip = np.asarray(heatmap, "float32").reshape(1, -1)
+        ax.imshow(
+            strip,
+            cmap=cmap,
+            alpha=alpha,
+            aspect="auto",
+            extent=(0, length, low, high if high > low else low + 1),
+        )
+    ax.plot(np.arange(length), signal, color="black", linewidth=0.8)
+
+
+def overlay(image, heatmap, *, alpha=0.5, cmap="jet", ax=None):
+    """Draws `heatmap` over `image` (H, W[, C]) or over a 1-D signal (T[, C]).
+
+    Returns:
+        The Figure.
+    """
+    if ax is None:
+        fig, axes = _figure(1, 1, size=3.0)
+        ax = axes[0, 0]
+    heatmap = np.asarray(heatmap)
+    if heatmap.shape != _as_image(image).shape[: heatmap.ndim]:
+        raise ValueError(
+            "`heatmap` must have the spatial shape of `image`. Received: "
+            f"heatmap.shape={heatmap.shape}, image.shape={np.shape(image)}"
+        )
+    _draw(ax, image, heatmap, alpha, cmap)
+    return ax.figure
+
+
+def plot_heatmaps(
+    images, maps, *, overlay=True, alpha=0.5, cmap="jet", row_titles=None, max_rows=8
+):
+    """A grid: one row per input, the input and then one column per method.
+
+    Args:
+        images: A batch of inputs, channels last.
+        maps: dict from a column title ("Saliency", "Grad-CAM", ...) to the
+            maps of that method, shape `(batch, *spatial)`.
+        overlay: Draw each map over its input (`True`) or alone.
+        row_titles: Optional titles of the rows (for example the labels).
+        max_rows: Largest number of rows drawn. Defaults to 8.
+
+    Returns:
+        The Figure.
+    """
+    images = np.asarray(images)
+    if not isinstance(maps, dict) or not maps:
+        raise ValueError(
+            "`maps` must be a non-empty dict from a title to maps. "
+            f"Received: maps={type(maps).__name__}"
+        )
+    for title, values in maps.items():
+        if len(values) != len(images):
+            raise ValueError(
+                f"Every entry of `maps` must hold one map per image "
+                f"({len(images)}). Received: maps[{title!r}] of length {len(values)}"
+            )
+    rows = min(len(images), max_rows)
+    fig, axes = _figure(rows, 1 + len(maps))
+    for row in range(rows):
+        _draw(axes[row, 0], images[row])
+        if row_titles is not None:
+            axes[row, 0].set_ylabel(str(row_titles[row]))
+        for col, (title, values) in enumerate(maps.items(), start=1):
+            ax = axes[row, col]
+            if overlay:
+                _draw(ax, images[row], values[row], alpha, cmap)
+            else:
+                _draw(ax, values[row])
+            if row == 0:
+                ax.set_title(title)
+    if rows:
+        axes[0, 0].set_title("Input")
+    fig.tight_layout()
+    return fig
+
+
+def _grid(items, titles=None, cmap="gray", columns=8):
+    count = len(items)
+    cols = min(columns, count)
+    rows = -(-count // cols)
+    fig, axes = _figure(rows, cols, size=1.2)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, item in enumerate(items):
+        ax = axes.flat[i]
+        item = np.asarray(item)
+        if item.ndim == 1:
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.plot(item, color="black")
+        else:
+            ax.imshow(item, cmap=None if item.ndim == 3 else cmap)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_filters(model, layer=None, *, max_filters=64, input_channel=None):
+    """The kernels of a conv layer as a grid, one cell per filter.
+
+    A kernel with 3 input channels is drawn in colour; otherwise the cell
+    shows `input_channel`, or the mean over input channels when it is
+    `None`. 1-D kernels are drawn as curves.
+
+    Returns:
+        The Figure.
+    """
+    from keras_aprelu.viz.filters import filters
+
+    kernels = filters(model, layer)[:max_filters]
+    if kernels.shape[-1] == 3 and kernels.ndim == 4 and input_channel is None:
+        low, high = kernels.min(), kernels.max()
+        items = (kernels - low) / (high - low if high > low else 1)
+    elif input_channel is not None:
+        items = kernels[..., input_channel]
+    else:
+        items = kernels.mean(axis=-1)
+    return _grid(list(items), titles=range(len(items)), cmap="bwr")
+
+
+def plot_feature_maps(model, image, layer, *, max_maps=64):
+    """The feature maps of `layer` for one input, as a grid.
+
+    Args:
+        image: One input (without the batch axis).
+
+    Returns:
+        The Figure.
+    """
+    from keras_aprelu.viz.filters import feature_maps
+
+    maps = feature_maps(model, np.asarray(image)[None], layer)[0]
+    if maps.ndim < 2:
+        raise ValueError(
+            "`layer` must have a spatial output to draw feature maps. "
+            f"Received: layer={layer!r} with output shape {maps.shape}"
+        )
+    maps = np.moveaxis(maps, -1, 0)[:max_maps]
+    return _grid(list(maps), titles=range(len(maps)), cmap="viridis")
+
+
+def plot_activation_maximization(images, titles=None):
+    """The images of `activation_maximization`, as a grid.
+
+    Returns:
+        The Figure.
+    """
+    return _grid([_as_image(image) for image in images], titles=titles)
+
+
+def plot_aprelu_slopes(slopes, labels=None, *, max_channels=64):
+    """How APReLU's slopes differ across samples and classes.
+
+    For each APReLU layer, a row with two panels: the spread of each
+    channel's slope over the samples (median, quartiles and range), and a
+    heatmap of the mean slope per class and channel when `labels` are
+    given, else per sample.
+
+    Args:
+        slopes: The dict of `aprelu_slopes`, or one `(batch, C)` array.
+        labels: Optional class of each sample, shape (batch,).
+
+    Returns:
+        The Figure.
+    """
+    if not isinstance(slopes, dict):
+        slopes = {"APReLU": slopes}
+    for path, values in slopes.items():
+        if np.ndim(values) != 2:
+            raise ValueError(
+                "`slopes` must map each layer to an array (batch, C). "
+                f"Received: slopes[{path!r}].shape={np.shape(values)}"
+            )
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        len(slopes), 2, figsize=(12, 3.2 * len(slopes)), squeeze=False
+    )
+    for row, (path, values) in enumerate(slopes.items()):
+        values = np.asarray(values)[:, :max_channels]
+        channels = np.arange(values.shape[1])
+        ax = axes[row, 0]
+        q = np.percentile(values, [0, 25, 50, 75, 100], axis=0)
+        ax.fill_between(channels, q[0], q[4], alpha=0.2, label="min to max")
+        ax.fill_between(channels, q[1], q[3], alpha=0.4, label="quartiles")
+        ax.plot(channels, q[2], marker=".", label="median")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("channel")
+        ax.set_ylabel("slope alpha")
+        ax.set_title(f"{path}: slopes over {len(values)} samples")
+        ax.legend(fontsize=8)
+        ax = axes[row, 1]
+        if labels is not None:
+            labels = np.asarray(labels)
+            classes = np.unique(labels)
+            table = np.stack([values[labels == c].mean(axis=0) for c in classes])
+            ax.set_ylabel("class")
+            ax.set_yticks(range(len(classes)), [str(c) for c in classes])
+        else:
+            table = values
+            ax.set_ylabel("sample")
+        image = ax.imshow(table, aspect="auto", cmap="viridis")
+        ax.set_xlabel("channel")
+        ax.set_title(
+            "mean slope per class" if labels is not None else "slope per sample"
+        )
+        fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_dead_units(dead, *, ax=None):
+    """A bar chart of `dead_units`: the fraction of dead units per layer.
+
+    Returns:
+        The Figure.
+    """
+    if ax is None:
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(dead)), 3))
+    ax.bar(range(len(dead)), [100 * v for v in dead.values()])
+    ax.set_xticks(range(len(dead)), list(dead), rotation=45, ha="right")
+    ax.set_ylabel("dead units (%)")
+    ax.set_ylim(0, 100)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_activation_functions(
+    names=None,
+    *,
+    leaky_slope=0.3,
+    prelu_slope=0.25,
+    rrelu_range=(1 / 8, 1 / 3),
+    aprelu_range=(0.0, 1.0),
+    x_range=(-3.0, 3.0),
+):
+    """The curves and derivatives of the activation functions.
+
+    RReLU is drawn as a band between its lowest and highest slope, with its
+    inference slope as a line; APReLU as the band of slopes its sigmoid
+    allows (or `aprelu_range`, for example the range measured with
+    `aprelu_slopes`).
+
+    Args:
+        names: A subset of `"relu"`, `"leaky_relu"`, `"prelu"`, `"rrelu"`,
+            `"aprelu"`, `"sigmoid"`, `"tanh"`. Defaults to all.
+
+    Returns:
+        The Figure, with the functions on the left and their derivatives on
+        the right.
+    """
+    known = ["relu", "leaky_relu", "prelu", "rrelu", "aprelu", "sigmoid", "tanh"]
+    names = known if names is None else list(names)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"`names` must be among {known}. Received: names={names!r}")
+    x = np.linspace(*x_range, 601)
+
+    def leaky(a):
+        return np.where(x > 0, x, a * x), np.where(x > 0, 1.0, a)
+
+    sig = 1 / (1 + np.exp(-x))
+    curves = {
+        "relu": ("ReLU", *leaky(0.0)),
+        "leaky_relu": (f"LeakyReLU ({leaky_slope})", *leaky(leaky_slope)),
+        "prelu": (f"PReLU (alpha={prelu_slope}, learned)", *leaky(prelu_slope)),
+        "rrelu": ("RReLU (inference)", *leaky(sum(rrelu_range) / 2)),
+        "aprelu": ("APReLU (alpha per sample)", *leaky(sum(aprelu_range) / 2)),
+        "sigmoid": ("sigmoid", sig, sig * (1 - sig)),
+        "tanh": ("tanh", np.tanh(x), 1 - np.tanh(x) ** 2),
+    }
+    bands = {"rrelu": rrelu_range, "aprelu": aprelu_range}
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name in names:
+        label, value, slope = curves[name]
+        line = left.plot(x, value, label=label)[0]
+        right.plot(x, slope, color=line.get_color(), label=label)
+        if name in bands:
+            low, high = bands[name]
+            left.fill_between(
+                x, leaky(low)[0], leaky(high)[0], color=line.get_color(), alpha=0.2
+            )
+            right.fill_between(
+                x, leaky(low)[1], leaky(high)[1], color=line.get_color(), alpha=0.2
+            )
+    left.set_title("f(x)")
+    right.set_title("f'(x)")
+    for ax in (left, right):
+        ax.axhline(0, color="gray", linewidth=0.5)
+        ax.axvline(0, color="gray", linewidth=0.5)
+        ax.set_xlabel("x")
+    left.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

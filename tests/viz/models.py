@@ -1,0 +1,118 @@
+"""Tiny models for the viz tests: one architecture in four API styles."""
+
+import keras
+import numpy as np
+
+import keras_aprelu
+
+
+def backbone_layers():
+    return [
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1"),
+        keras_aprelu.APReLU(name="aprelu"),
+        keras.layers.MaxPooling2D(2, name="pool"),
+        keras.layers.Conv2D(6, 3, padding="same", name="conv2"),
+        keras_aprelu.PReLU(name="prelu"),
+    ]
+
+
+def head_layers(classes=3):
+    return [
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dense(classes, activation="softmax", name="dense"),
+    ]
+
+
+def functional(input_shape=(8, 8, 2), classes=3):
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for layer in backbone_layers() + head_layers(classes):
+        x = layer(x)
+    return keras.Model(inputs, x, name="functional")
+
+
+def sequential(input_shape=(8, 8, 2), classes=3):
+    return keras.Sequential(
+        [keras.Input(input_shape), *backbone_layers(), *head_layers(classes)],
+        name="sequential",
+    )
+
+
+def nested(input_shape=(8, 8, 2), classes=3):
+    backbone = keras.Sequential(
+        [keras.Input(input_shape), *backbone_layers()], name="backbone"
+    )
+    inputs = keras.Input(input_shape)
+    x = backbone(inputs)
+    for layer in head_layers(classes):
+        x = layer(x)
+    return keras.Model(inputs, x, name="nested")
+
+
+class Subclassed(keras.Model):
+    def __init__(self, classes=3, **kwargs):
+        super().__init__(**kwargs)
+        self.body = backbone_layers() + head_layers(classes)
+
+    def call(self, inputs, training=False):
+        x = inputs
+        for layer in self.body:
+            x = layer(x, training=training)
+        return x
+
+
+def subclassed(input_shape=(8, 8, 2), classes=3):
+    model = Subclassed(classes, name="subclassed")
+    model(np.zeros((1, *input_shape), "float32"))
+    return model
+
+
+def copy_weights(source, target):
+    """Copies weights layer by layer (by name), whatever the API style."""
+    from keras_aprelu.viz import _layers
+
+    by_name = {path.rsplit("/", 1)[-1]: layer for path, layer in _layers.walk(source)}
+    for path, layer in _layers.walk(target):
+        name = path.rsplit("/", 1)[-1]
+        if name in by_name and not isinstance(layer, keras.Model):
+            layer.set_weights(by_name[name].get_weights())
+
+
+def randomize(model, seed=0):
+    """Non-trivial weights everywhere, BN statistics included."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        value = rng.normal(0, 0.5, size=weight.shape)
+        if "variance" in weight.path:
+            value = rng.uniform(0.5, 1.5, size=weight.shape)
+        weight.assign(value.astype(weight.dtype))
+    return model
+
+
+def snapshot(model):
+    """Everything a viz call must leave as it was."""
+    from keras_aprelu.viz import _layers
+
+    return {
+        "weights": [np.array(w) for w in model.get_weights()],
+        "patched": {
+            path: sorted(k for k in ("call", "activation") if k in vars(layer))
+            for path, layer in _layers.walk(model)
+        },
+        "activations": {
+            path: getattr(layer, "activation", None)
+            for path, layer in _layers.walk(model)
+        },
+    }
+
+
+def assert_unchanged(model, before, x):
+    after = snapshot(model)
+    for a, b in zip(before["weights"], after["weights"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert after["patched"] == before["patched"]
+    for path, activation in before["activations"].items():
+        assert after["activations"][path] is activation, path
+    np.testing.assert_array_equal(
+        before["prediction"], np.asarray(model(x, training=False))
+    )

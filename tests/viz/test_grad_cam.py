@@ -1,0 +1,157 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_aprelu
+from keras_aprelu import viz
+from keras_aprelu.viz.grad_cam import upsample
+from tests.viz import models
+
+RNG = np.random.default_rng(1)
+
+
+def identity_cam_model(channels=2, classes=2, pool=False):
+    """conv (1x1, identity) -> [maxpool] -> GAP -> Dense, all known."""
+    inp = keras.Input((16, 16, channels))
+    conv = keras.layers.Conv2D(channels, 1, use_bias=False, name="conv")
+    x = conv(inp)
+    if pool:
+        x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    dense = keras.layers.Dense(classes, name="dense")
+    model = keras.Model(inp, dense(x))
+    conv.set_weights([np.eye(channels, dtype="float32")[None, None]])
+    return model, dense
+
+
+def two_objects():
+    """Channel 0 holds an object top-left, channel 1 one bottom-right."""
+    x = np.zeros((1, 16, 16, 2), "float32")
+    x[0, 2:6, 2:6, 0] = 1.0
+    x[0, 10:14, 9:15, 1] = 1.0
+    return x
+
+
+def test_grad_cam_lights_up_the_region_of_the_class():
+    model, dense = identity_cam_model()
+    dense.set_weights([np.eye(2, dtype="float32"), np.zeros(2, "float32")])
+    x = two_objects()
+    for cls, channel in ((0, 0), (1, 1)):
+        cam = viz.grad_cam(model, x, cls, layer="conv", verbose=False)
+        np.testing.assert_array_equal(cam[0], x[0, ..., channel])
+
+
+def test_grad_cam_equals_the_hand_formula():
+    # score = sum_c w_c mean(A_c) + b, so dscore/dA_c = w_c / HW everywhere.
+    model, dense = identity_cam_model(channels=3, classes=2)
+    w = RNG.normal(size=(3, 2)).astype("float32")
+    dense.set_weights([w, np.zeros(2, "float32")])
+    x = RNG.normal(size=(4, 16, 16, 3)).astype("float32")
+    cam = viz.grad_cam(model, x, 1, layer="conv", normalize=False, verbose=False)
+    expected = np.maximum((x * (w[:, 1] / 256)).sum(-1), 0)
+    np.testing.assert_allclose(cam, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_grad_cam_plus_plus_equals_the_hand_formula():
+    model, dense = identity_cam_model(channels=3, classes=2)
+    w = RNG.normal(size=(3, 2)).astype("float32")
+    dense.set_weights([w, np.zeros(2, "float32")])
+    x = RNG.random(size=(2, 16, 16, 3)).astype("float32")
+    cam = viz.grad_cam_plus_plus(
+        model, x, 0, layer="conv", normalize=False, verbose=False
+    )
+    g = w[:, 0] / 256  # (C,), the same at every position
+    total = x.sum(axis=(1, 2))  # (batch, C)
+    a = g**2 / (2 * g**2 + total * g**3)
+    weights = 256 * a * np.maximum(g, 0)
+    expected = np.maximum((x * weights[:, None, None]).sum(-1), 0)
+    np.testing.assert_allclose(cam, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_maps_are_upsampled_to_the_input_size():
+    model, dense = identity_cam_model(pool=True)
+    dense.set_weights([np.eye(2, dtype="float32"), np.zeros(2, "float32")])
+    x = two_objects()
+    cam = viz.grad_cam(model, x, 0, layer="pool", normalize=False, verbose=False)
+    pooled = x[0, ..., 0].reshape(8, 2, 8, 2).max(axis=(1, 3)) / 64
+    expected = tf.image.resize(pooled[None, ..., None], (16, 16))[0, ..., 0]
+    np.testing.assert_allclose(cam[0], expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("size", [(5, 7), (13, 4), (3, 3)])
+def test_upsample_matches_tf_image_resize(size):
+    maps = RNG.normal(size=(2, 4, 6)).astype("float32")
+    got = upsample(maps, size)
+    expected = tf.image.resize(maps[..., None], size)[..., 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_guided_grad_cam_is_guided_saliency_times_cam():
+    model = models.randomize(models.functional(), seed=5)
+    x = RNG.random((3, 8, 8, 2)).astype("float32")
+    cam = viz.grad_cam(model, x, 2, normalize=False, verbose=False)
+    guided = viz.saliency(model, x, 2, modifier="guided", normalize=False)
+    got = viz.guided_grad_cam(model, x, 2, normalize=False, verbose=False)
+    np.testing.assert_allclose(got, guided * cam, rtol=1e-5, atol=1e-8)
+
+
+def test_default_layer_is_the_last_spatial_one_and_is_reported(capsys):
+    model = models.randomize(models.functional())
+    x = RNG.random((2, 8, 8, 2)).astype("float32")
+    cam = viz.grad_cam(model, x)
+    assert "'prelu' (PReLU)" in capsys.readouterr().out
+    explicit = viz.grad_cam(model, x, layer="prelu", verbose=False)
+    np.testing.assert_array_equal(cam, explicit)
+    assert not capsys.readouterr().out
+
+
+def test_layer_by_path_object_and_name_inside_a_nested_model():
+    model = models.randomize(models.nested())
+    x = RNG.random((2, 8, 8, 2)).astype("float32")
+    by_path = viz.grad_cam(model, x, 0, layer="backbone/conv2", verbose=False)
+    by_name = viz.grad_cam(model, x, 0, layer="conv2", verbose=False)
+    layer = model.get_layer("backbone").get_layer("conv2")
+    by_object = viz.grad_cam(model, x, 0, layer=layer, verbose=False)
+    np.testing.assert_array_equal(by_path, by_name)
+    np.testing.assert_array_equal(by_path, by_object)
+    assert by_path.shape == (2, 8, 8) and by_path.max() == 1.0
+
+
+def test_conv1d_signals():
+    inp = keras.Input((32, 1))
+    x = keras.layers.Conv1D(4, 5, padding="same", name="conv")(inp)
+    x = keras_aprelu.APReLU(name="aprelu")(x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
+    signal = RNG.normal(size=(2, 32, 1)).astype("float32")
+    for method in (viz.grad_cam, viz.grad_cam_plus_plus, viz.guided_grad_cam):
+        assert method(model, signal, verbose=False).shape == (2, 32)
+    assert viz.saliency(model, signal).shape == (2, 32)
+    assert viz.occlusion(model, signal, patch_size=4).shape == (2, 32)
+
+
+def test_unknown_layer_lists_close_names():
+    model = models.functional()
+    with pytest.raises(
+        ValueError,
+        match=r"Close names: conv2, conv1.*"
+        r"Received: layer='conv3'",
+    ):
+        viz.grad_cam(model, np.zeros((1, 8, 8, 2)), layer="conv3")
+
+
+def test_model_without_spatial_layer():
+    inp = keras.Input((6,))
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Dense(4)(inp)))
+    with pytest.raises(ValueError, match="`model` has no layer with a spatial"):
+        viz.grad_cam(model, np.zeros((1, 6)))
+    with pytest.raises(ValueError, match="`layer` must have a spatial output"):
+        viz.grad_cam(model, np.zeros((1, 6)), layer=model.layers[1])
+
+
+def test_layer_of_another_model():
+    model = models.functional()
+    other = keras.layers.Conv2D(2, 3)
+    with pytest.raises(ValueError, match="`layer` is not part of the model"):
+        viz.grad_cam(model, np.zeros((1, 8, 8, 2)), layer=other)

@@ -1,0 +1,110 @@
+"""Invariants over every method: API styles, batching, targets, and a model
+left exactly as it was."""
+
+import numpy as np
+import pytest
+
+from keras_aprelu import viz
+from tests.viz import models
+
+RNG = np.random.default_rng(5)
+
+METHODS = {
+    "saliency": lambda m, x, t, **k: viz.saliency(m, x, t, **k),
+    "guided": lambda m, x, t, **k: viz.saliency(m, x, t, modifier="guided", **k),
+    "deconvnet": lambda m, x, t, **k: viz.saliency(m, x, t, modifier="deconvnet", **k),
+    "smoothgrad": lambda m, x, t, **k: viz.saliency(m, x, t, smooth_samples=3, **k),
+    "integrated_gradients": lambda m, x, t, **k: viz.integrated_gradients(
+        m, x, t, steps=8, **k
+    ),
+    "grad_cam": lambda m, x, t, **k: viz.grad_cam(
+        m, x, t, layer="conv2", verbose=False, **k
+    ),
+    "grad_cam_plus_plus": lambda m, x, t, **k: viz.grad_cam_plus_plus(
+        m, x, t, layer="conv2", verbose=False, **k
+    ),
+    "guided_grad_cam": lambda m, x, t, **k: viz.guided_grad_cam(
+        m, x, t, layer="prelu", verbose=False, **k
+    ),
+    "occlusion": lambda m, x, t, **k: viz.occlusion(
+        m, x, t, patch_size=3, stride=2, **k
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def twins():
+    reference = models.randomize(models.functional(), seed=11)
+    built = {"functional": reference}
+    for name in ("sequential", "nested", "subclassed"):
+        model = getattr(models, name)()
+        models.copy_weights(reference, model)
+        built[name] = model
+    return built
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return RNG.random((4, 8, 8, 2)).astype("float32")
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("style", ["sequential", "nested", "subclassed"])
+def test_every_api_style_gives_the_functional_maps(twins, batch, method, style):
+    expected = METHODS[method](
+        twins["functional"], batch, [0, 1, 2, 1], normalize=False
+    )
+    got = METHODS[method](twins[style], batch, [0, 1, 2, 1], normalize=False)
+    assert got.shape == (4, 8, 8) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_batching_and_target_forms_agree(twins, batch, method):
+    model = twins["functional"]
+    together = METHODS[method](model, batch, 2, normalize=False, batch_size=3)
+    as_list = METHODS[method](model, batch, [2, 2, 2, 2], normalize=False)
+    np.testing.assert_allclose(together, as_list, rtol=1e-4, atol=1e-6)
+    if method != "smoothgrad":  # its noise depends on the index in the batch
+        one_by_one = np.concatenate(
+            [
+                METHODS[method](model, batch[i : i + 1], 2, normalize=False)
+                for i in range(len(batch))
+            ]
+        )
+        np.testing.assert_allclose(together, one_by_one, rtol=1e-4, atol=1e-6)
+    normalized = METHODS[method](model, batch, 2)
+    assert normalized.min() >= 0 and normalized.max() <= 1
+    np.testing.assert_allclose(normalized.reshape(4, -1).max(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_the_model_is_unchanged_after_a_call_and_after_a_failed_call(
+    twins, batch, method
+):
+    for style in ("functional", "nested", "subclassed"):
+        model = twins[style]
+        before = models.snapshot(model)
+        before["prediction"] = np.asarray(model(batch, training=False))
+        METHODS[method](model, batch, None)
+        models.assert_unchanged(model, before, batch)
+
+        def failing(outputs):
+            raise RuntimeError("a score that fails while tracing")
+
+        with pytest.raises(RuntimeError, match="a score that fails"):
+            METHODS[method](model, batch, failing)
+        models.assert_unchanged(model, before, batch)
+
+
+def test_gradient_functions_are_compiled_once(twins, batch):
+    from keras_aprelu.viz import _targets
+
+    model = twins["functional"]
+    viz.saliency(model, batch, 0)
+    functions = dict(_targets._FUNCTIONS[model])
+    for _ in range(3):
+        viz.saliency(model, batch[:3], [1, 2, 0])
+    assert dict(_targets._FUNCTIONS[model]) == functions
+    fn = functions[("saliency", None, True, None, 0)]
+    assert fn.experimental_get_tracing_count() <= 2

@@ -1,0 +1,104 @@
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from keras_aprelu import viz
+from keras_aprelu.viz import plotting
+from tests.viz import models
+
+RNG = np.random.default_rng(6)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures(monkeypatch):
+    def refuse_show(*args, **kwargs):
+        raise AssertionError("plotting must never call plt.show()")
+
+    monkeypatch.setattr(plt, "show", refuse_show)
+    yield
+    plt.close("all")
+
+
+def images(n=3, shape=(8, 8, 2)):
+    return RNG.random((n, *shape)).astype("float32")
+
+
+def test_plot_heatmaps_grid():
+    x = images()
+    fig = plotting.plot_heatmaps(
+        x,
+        {"Saliency": RNG.random((3, 8, 8)), "Grad-CAM": RNG.random((3, 8, 8))},
+        row_titles=["a", "b", "c"],
+    )
+    assert isinstance(fig, matplotlib.figure.Figure)
+    assert len(fig.axes) == 9
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["Input", "Saliency", "Grad-CAM"]
+    assert fig.axes[3].get_ylabel() == "b"
+
+
+def test_plot_heatmaps_checks_lengths():
+    with pytest.raises(ValueError, match=r"one map per image \(3\)"):
+        plotting.plot_heatmaps(images(), {"Saliency": RNG.random((2, 8, 8))})
+    with pytest.raises(ValueError, match="`maps` must be a non-empty dict"):
+        plotting.plot_heatmaps(images(), [])
+
+
+def test_overlay_draws_image_and_heatmap_on_given_axes():
+    fig, ax = plt.subplots()
+    heat = RNG.random((8, 8))
+    assert plotting.overlay(images(1)[0], heat, ax=ax) is fig
+    drawn = ax.get_images()
+    assert len(drawn) == 2
+    np.testing.assert_array_equal(drawn[1].get_array(), heat)
+    with pytest.raises(ValueError, match="`heatmap` must have the spatial shape"):
+        plotting.overlay(images(1)[0], RNG.random((4, 4)))
+
+
+def test_overlay_of_a_signal():
+    fig = plotting.overlay(RNG.normal(size=(32, 1)), RNG.random(32))
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 1 and len(ax.get_images()) == 1
+
+
+def test_plot_filters_and_feature_maps():
+    model = models.functional()
+    fig = plotting.plot_filters(model, "conv2")
+    drawn = [ax for ax in fig.axes if ax.get_images()]
+    assert len(drawn) == 6
+    kernel = viz.filters(model, "conv2").mean(axis=-1)
+    np.testing.assert_allclose(
+        drawn[2].get_images()[0].get_array(), kernel[2], rtol=1e-6
+    )
+    fig = plotting.plot_feature_maps(model, images(1)[0], "conv1")
+    assert len([ax for ax in fig.axes if ax.get_images()]) == 4
+
+
+def test_plot_aprelu_slopes_per_class():
+    slopes = {"a": RNG.random((6, 4)), "b": RNG.random((6, 5))}
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    fig = plotting.plot_aprelu_slopes(slopes, labels)
+    heat = [ax for ax in fig.axes if ax.get_images()]
+    assert len(heat) == 2
+    table = heat[0].get_images()[0].get_array()
+    np.testing.assert_allclose(table, slopes["a"].reshape(3, 2, 4).mean(axis=1))
+    with pytest.raises(ValueError, match="`slopes` must map each layer"):
+        plotting.plot_aprelu_slopes(RNG.random(5))
+
+
+def test_plot_activation_functions():
+    fig = plotting.plot_activation_functions(["relu", "rrelu", "tanh"])
+    left, right = fig.axes
+    assert len(left.get_lines()) == 3 + 2  # 3 curves + 2 axis lines
+    x, y = left.get_lines()[1].get_data()  # RReLU at inference
+    np.testing.assert_allclose(y, np.where(x > 0, x, (1 / 8 + 1 / 3) / 2 * x))
+    with pytest.raises(ValueError, match="`names` must be among"):
+        plotting.plot_activation_functions(["swish"])
+
+
+def test_plot_dead_units_and_activation_maximization():
+    fig = plotting.plot_dead_units({"a": 0.5, "b": 0.25})
+    heights = [bar.get_height() for bar in fig.axes[0].patches]
+    assert heights == [50.0, 25.0]
+    fig = plotting.plot_activation_maximization(images(2), titles=["0", "1"])
+    assert [ax.get_title() for ax in fig.axes if ax.get_images()] == ["0", "1"]
