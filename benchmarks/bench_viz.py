@@ -1,0 +1,137 @@
+"""Throughput of keras_aprelu.viz against the speed limit, as ratios.
+
+The limit of a gradient method is a bare `tf.function` that runs the model
+forward and backward on the same batch (64 MNIST images) and returns the
+input gradient of the predicted class; the limit of occlusion is a bare
+forward pass, divided by the number of patch positions. A ratio of 1.0
+means the method runs at that limit; higher is better.
+
+Every function is compiled and warmed up first; the timed rounds then run
+all of them interleaved, and each ratio is the median over rounds, so a
+noisy, shared machine slows both sides alike.
+
+    python benchmarks/bench_viz.py            # full run, a few minutes
+    python benchmarks/bench_viz.py --quick    # a smoke run
+"""
+
+import argparse
+import os
+import pathlib
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+
+import keras  # noqa: E402
+import mnist_cnn  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_aprelu import viz  # noqa: E402
+
+BATCH = 64
+SMOOTH = 16
+PATCH = 4  # 7 x 7 = 49 positions on 28 x 28
+
+
+def timed(fn, repeats):
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--activation", default="relu", choices=mnist_cnn.ACTIVATIONS)
+    args = parser.parse_args()
+    rounds, repeats = (2, 2) if args.quick else (7, 5)
+
+    model = mnist_cnn.build_cnn(args.activation)
+    x = np.random.default_rng(0).random((BATCH, 28, 28, 1)).astype("float32")
+    xt = tf.constant(x)
+    positions = (28 // PATCH) ** 2
+
+    @tf.function
+    def forward_backward(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = model(x, training=False)
+            score = tf.gather(out, tf.argmax(out, axis=1), axis=1, batch_dims=1)
+        return tape.gradient(score, x)
+
+    @tf.function
+    def forward(x):
+        return model(x, training=False)
+
+    def naive_occlusion(limit=4):
+        # One predict call per patch, as a new user would write it; only
+        # `limit` positions are run and the time is scaled to all of them.
+        for p in range(limit):
+            occluded = x.copy()
+            i, j = divmod(p, 28 // PATCH)
+            occluded[:, i * PATCH : (i + 1) * PATCH, j * PATCH : (j + 1) * PATCH] = 0
+            model.predict(occluded, verbose=0, batch_size=BATCH)
+
+    cases = {
+        "limit fwd+bwd": lambda: forward_backward(xt).numpy(),
+        "limit fwd": lambda: forward(xt).numpy(),
+        "saliency": lambda: viz.saliency(model, x),
+        "guided": lambda: viz.saliency(model, x, modifier="guided"),
+        "grad_cam": lambda: viz.grad_cam(model, x, verbose=False),
+        "grad_cam++": lambda: viz.grad_cam_plus_plus(model, x, verbose=False),
+        "smoothgrad": lambda: viz.saliency(model, x, smooth_samples=SMOOTH),
+        "occlusion": lambda: viz.occlusion(model, x, patch_size=PATCH),
+        "naive occlusion (4 of 49)": naive_occlusion,
+    }
+    for fn in cases.values():  # compile and warm up
+        fn()
+        fn()
+    times = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            times[name].append(timed(fn, repeats))
+    t = {name: np.array(v) for name, v in times.items()}
+
+    def ratio(limit, ours):
+        return float(np.median(limit / ours))
+
+    print(
+        f"keras {keras.__version__}, tensorflow {tf.__version__}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, batch {BATCH}, "
+        f"MNIST CNN with {args.activation}, {rounds} rounds x {repeats}"
+    )
+    print(f"{'method':28s} {'ratio to its limit':>20s}   goal")
+    rows = [
+        ("saliency", ratio(t["limit fwd+bwd"], t["saliency"]), ">= 0.8"),
+        ("guided backprop", ratio(t["limit fwd+bwd"], t["guided"]), ""),
+        ("Grad-CAM", ratio(t["limit fwd+bwd"], t["grad_cam"]), ">= 0.8"),
+        ("Grad-CAM++", ratio(t["limit fwd+bwd"], t["grad_cam++"]), ""),
+        (
+            f"SmoothGrad (N={SMOOTH})",
+            ratio(SMOOTH * t["limit fwd+bwd"], t["smoothgrad"]),
+            ">= 0.8",
+        ),
+        (
+            f"occlusion ({positions} positions)",
+            ratio(positions * t["limit fwd"], t["occlusion"]),
+            ">= 0.8",
+        ),
+        (
+            "naive predict-per-patch loop",
+            ratio(
+                positions * t["limit fwd"],
+                t["naive occlusion (4 of 49)"] * positions / 4,
+            ),
+            "",
+        ),
+    ]
+    for name, value, goal in rows:
+        print(f"{name:28s} {value:20.2f}   {goal}")
+
+
+if __name__ == "__main__":
+    main()

