@@ -23,11 +23,11 @@ from keras_aprelu.layers import Maxout
 from keras_aprelu.layers import PReLU
 from keras_aprelu.layers import RReLU
 from keras_aprelu.viz import _layers
+from keras_aprelu.viz import _targets
 
 MODIFIERS = (None, "guided", "deconvnet")
 
 _RULE_FUNCTIONS = {"relu", "leaky_relu"}
-_LINEAR = {"linear", "identity"}
 _RULE_LAYERS = (
     keras.layers.ReLU,
     keras.layers.LeakyReLU,
@@ -50,10 +50,6 @@ def check_modifier(modifier):
             f"Received: modifier={modifier!r}"
         )
     return modifier
-
-
-def _name(fn):
-    return getattr(fn, "__name__", type(fn).__name__)
 
 
 def with_rule(forward, mode, elementwise=True):
@@ -105,10 +101,10 @@ def _classify(model, skip):
         activation = getattr(layer, "activation", None)
         if activation is None or not callable(activation):
             continue
-        name = _name(activation)
+        name = _targets.function_name(activation)
         if name in _RULE_FUNCTIONS:
             yield path, layer, "activation"
-        elif name not in _LINEAR:
+        elif name not in _targets.LINEAR:
             yield f"{path} (activation {name!r})", layer, "unruled"
 
 

@@ -144,9 +144,10 @@ def score(outputs, targets, score_fn):
 
 
 _SQUASHERS = {"softmax", "sigmoid"}
+LINEAR = {"linear", "identity"}
 
 
-def _name(fn):
+def function_name(fn):
     return getattr(fn, "__name__", type(fn).__name__)
 
 
@@ -162,7 +163,7 @@ def logits_of(model, enabled):
             yield
         return
     activation = getattr(last, "activation", None)
-    if activation is not None and _name(activation) in _SQUASHERS:
+    if activation is not None and function_name(activation) in _SQUASHERS:
         with _layers.patched(last, "activation", keras.activations.linear):
             yield
         return
@@ -195,7 +196,7 @@ def final_squasher(model):
         return ()
     if isinstance(last, keras.layers.Softmax):
         return (last,)
-    if _name(getattr(last, "activation", None)) in _SQUASHERS:
+    if function_name(getattr(last, "activation", None)) in _SQUASHERS:
         return (last,)
     return ()
 
@@ -235,3 +236,17 @@ def check_bool(value, name):
     if not isinstance(value, bool):
         raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
     return value
+
+
+def baseline_for(baseline, x):
+    """`baseline` broadcast to the batch `x`, as float32."""
+    try:
+        base = np.asarray(baseline, dtype="float32")
+        return np.ascontiguousarray(np.broadcast_to(base, x.shape))
+    except (ValueError, TypeError):
+        shape = getattr(baseline, "shape", type(baseline).__name__)
+        raise ValueError(
+            "`baseline` must be a number, or an array of the shape of one "
+            f"input {x.shape[1:]} or of the batch {x.shape}. "
+            f"Received: baseline.shape={shape}"
+        ) from None

@@ -26,7 +26,6 @@ _ACTIVATION_LAYERS = (
     keras.layers.ELU,
     keras.layers.Activation,
 )
-_LINEAR = {"linear", "identity"}
 
 
 def _aprelu_layers(model):
@@ -105,15 +104,16 @@ def _activation_layers(model):
         if layer is final or isinstance(layer, keras.Model):
             continue
         if isinstance(layer, _ACTIVATION_LAYERS):
-            activation = getattr(layer, "activation", None)
-            if isinstance(layer, keras.layers.Activation) and (
-                getattr(activation, "__name__", "") in _LINEAR
-            ):
-                continue
-            chosen.append((path, layer))
+            linear = isinstance(layer, keras.layers.Activation) and (
+                _targets.function_name(layer.activation) in _targets.LINEAR
+            )
+            if not linear:
+                chosen.append((path, layer))
             continue
         activation = getattr(layer, "activation", None)
-        if callable(activation) and getattr(activation, "__name__", "") not in _LINEAR:
+        if callable(activation) and (
+            _targets.function_name(activation) not in _targets.LINEAR
+        ):
             chosen.append((path, layer))
     return chosen
 

@@ -137,16 +137,7 @@ def occlusion(
             f"Received: patch_size={patch_size}"
         )
     stride = _per_axis(stride, "stride", spatial, default=patch_size)
-    try:
-        base = np.ascontiguousarray(
-            np.broadcast_to(np.asarray(baseline, "float32"), x.shape)
-        )
-    except (ValueError, TypeError):
-        raise ValueError(
-            "`baseline` must be a number, or an array of the shape of one "
-            f"input {x.shape[1:]} or of the batch {x.shape}. "
-            f"Received: baseline={getattr(baseline, 'shape', baseline)}"
-        ) from None
+    base = _targets.baseline_for(baseline, x)
     targets, score_fn = _targets.targets_for(
         target, len(x), _targets.num_classes(model)
     )

@@ -270,7 +270,7 @@ def integrated_gradients(
     return_gap = _targets.check_bool(return_gap, "return_gap")
     batch_size = _targets.check_positive_int(batch_size, "batch_size")
     x = _targets.as_batch(model, inputs)
-    base = _baseline_for(baseline, x)
+    base = _targets.baseline_for(baseline, x)
     targets, score_fn = _targets.targets_for(
         target, len(x), _targets.num_classes(model)
     )
@@ -284,19 +284,6 @@ def integrated_gradients(
     if return_gap:
         return maps, np.concatenate(gaps).astype("float32")
     return maps
-
-
-def _baseline_for(baseline, x):
-    try:
-        base = np.asarray(baseline, dtype="float32")
-        return np.ascontiguousarray(np.broadcast_to(base, x.shape))
-    except (ValueError, TypeError):
-        shape = getattr(baseline, "shape", type(baseline).__name__)
-        raise ValueError(
-            "`baseline` must be a number, or an array of the shape of one "
-            f"input {x.shape[1:]} or of the batch {x.shape}. "
-            f"Received: baseline.shape={shape}"
-        ) from None
 
 
 def _check_count(value, name):

@@ -3,11 +3,10 @@
 import os
 import pathlib
 
+import mnist_data
 import nbformat
 import pytest
 from nbclient import NotebookClient
-
-import mnist_data
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 
@@ -78,7 +77,7 @@ def test_notebook_runs_in_fast_mode(name, monkeypatch):
         for output in cell.get("outputs", [])
         if output.get("output_type") == "error"
     ]
-    assert not errors, [(e['ename'], e['evalue']) for e in errors]
+    assert not errors, [(e["ename"], e["evalue"]) for e in errors]
     images = [
         output
         for cell in notebook.cells

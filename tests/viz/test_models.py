@@ -108,3 +108,45 @@ def test_gradient_functions_are_compiled_once(twins, batch):
     assert dict(_targets._FUNCTIONS[model]) == functions
     fn = functions[("saliency", None, True, None, 0)]
     assert fn.experimental_get_tracing_count() <= 2
+
+
+def test_unknown_spatial_sizes_and_three_channels():
+    import keras
+
+    import keras_aprelu
+
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inp)
+    x = keras_aprelu.APReLU(name="aprelu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(2)(x))
+    for shape in ((2, 9, 7, 3), (1, 12, 12, 3)):
+        x = RNG.random(shape).astype("float32")
+        sal = viz.saliency(model, x, 1, normalize=False)
+        assert sal.shape == shape[:3]
+        # max |gradient| over the three channels, checked with a tape
+        import tensorflow as tf
+
+        xt = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            score = model(xt)[:, 1]
+        expected = np.abs(tape.gradient(score, xt).numpy()).max(axis=-1)
+        np.testing.assert_allclose(sal, expected, rtol=1e-5, atol=1e-7)
+        assert viz.grad_cam(model, x, layer="aprelu", verbose=False).shape == shape[:3]
+        assert viz.occlusion(model, x, patch_size=3).shape == shape[:3]
+
+
+def test_mixed_precision_model_gives_float32_maps(twins, batch):
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    model = models.functional()
+    keras.mixed_precision.set_global_policy("float32")
+    models.copy_weights(twins["functional"], model)
+    expected = viz.grad_cam(
+        twins["functional"], batch, 1, layer="conv2", normalize=False, verbose=False
+    )
+    got = viz.grad_cam(model, batch, 1, layer="conv2", normalize=False, verbose=False)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=0.05, atol=0.02 * expected.max())
