@@ -5,6 +5,7 @@ Every method shares these, so that `model`, `inputs`, `target`, `layer`,
 """
 
 import contextlib
+import functools
 import numbers
 import weakref
 
@@ -22,7 +23,10 @@ def compiled(model, key, build):
     """The tf.function for (model, key), built by `build()` on first use."""
     per_model = _FUNCTIONS.setdefault(model, {})
     if key not in per_model:
-        per_model[key] = tf.function(build(), reduce_retracing=True)
+        # TensorFlow counts retracings per code object, so the closures of
+        # several models would look like one function traced again and again
+        # and log a misleading warning. A partial is its own key.
+        per_model[key] = tf.function(functools.partial(build()), reduce_retracing=True)
     return per_model[key]
 
 

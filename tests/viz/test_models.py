@@ -150,3 +150,32 @@ def test_mixed_precision_model_gives_float32_maps(twins, batch):
     got = viz.grad_cam(model, batch, 1, layer="conv2", normalize=False, verbose=False)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=0.05, atol=0.02 * expected.max())
+
+
+def test_many_models_in_a_loop_raise_no_retracing_warning(batch):
+    # Every model gets its own compiled function, traced once per input
+    # signature. TensorFlow's frequent-retracing detector must not take these
+    # for one function retraced over and over, as it did when they shared a
+    # code object.
+    import logging
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    handler = Collect()
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        for seed in range(7):
+            model = models.randomize(models.functional(), seed=seed)
+            # Seven samples in batches of three: a full and a partial batch.
+            viz.dead_units(model, np.concatenate([batch, batch])[:7], batch_size=3)
+            viz.saliency(model, batch, 0)
+    finally:
+        logger.removeHandler(handler)
+    assert not [m for m in handler.messages if "retracing" in m]
