@@ -107,3 +107,31 @@ def test_bad_arguments(kwargs, message):
     model = models.functional()
     with pytest.raises(ValueError, match=message):
         viz.occlusion(model, np.zeros((1, 8, 8, 2)), **kwargs)
+
+
+def test_occlusion_of_a_conv1d_signal_equals_a_naive_loop():
+    # The APReLU paper's own inputs are 1-D signals.
+    import keras_aprelu
+
+    model = keras.Sequential(
+        [
+            keras.Input((13, 2)),
+            keras.layers.Conv1D(4, 3, padding="same"),
+            keras_aprelu.APReLU(),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(3),
+        ]
+    )
+    models.randomize(model, seed=4)
+    x = RNG.normal(size=(2, 13, 2)).astype("float32")
+    got = viz.occlusion(model, x, [2, 0], patch_size=4, stride=3, normalize=False)
+    clean = np.asarray(model(x))[[0, 1], [2, 0]]
+    out, count = np.zeros((2, 13)), np.zeros(13)
+    for start in [0, 3, 6, 9]:  # 9 + 4 = 13 reaches the end
+        hidden = x.copy()
+        hidden[:, start : start + 4] = 0.0
+        out[:, start : start + 4] += (
+            clean - np.asarray(model(hidden))[[0, 1], [2, 0]]
+        )[:, None]
+        count[start : start + 4] += 1
+    np.testing.assert_allclose(got, out / count, rtol=1e-4, atol=1e-5)

@@ -334,3 +334,31 @@ def test_integrated_gradients_bad_baseline():
         viz.integrated_gradients(model, np.zeros((2, 5)), baseline=np.zeros(4))
     with pytest.raises(ValueError, match="`steps` must be a positive int"):
         viz.integrated_gradients(model, np.zeros((2, 5)), steps=0)
+
+
+def test_integrated_gradients_on_a_conv1d_signal_satisfy_completeness():
+    import keras
+
+    import keras_aprelu
+    from tests.viz import models
+
+    model = keras.Sequential(
+        [
+            keras.Input((16, 2)),
+            keras.layers.Conv1D(4, 3, padding="same"),
+            keras_aprelu.APReLU(),
+            keras.layers.Conv1D(4, 3),
+            keras_aprelu.Maxout(2),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(3),
+        ]
+    )
+    models.randomize(model, seed=6)
+    x = RNG.normal(size=(3, 16, 2)).astype("float32")
+    maps, gap = viz.integrated_gradients(
+        model, x, 0, steps=256, normalize=False, return_gap=True
+    )
+    assert maps.shape == (3, 16)
+    fx, f0 = np.asarray(model(x))[:, 0], np.asarray(model(np.zeros_like(x)))[:, 0]
+    np.testing.assert_allclose(maps.sum(axis=1) - (fx - f0), gap, rtol=1e-3, atol=1e-4)
+    assert np.all(np.abs(gap) < 0.02 * np.abs(fx - f0).max())
