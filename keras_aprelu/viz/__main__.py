@@ -49,7 +49,7 @@ def _parser():
     parser.add_argument(
         "--no-normalize",
         action="store_true",
-        help="keep the raw values instead of [0, 1]",
+        help="keep the raw, signed values instead of scaling to [0, 1]",
     )
     return parser
 

@@ -175,11 +175,16 @@ def logits_of(model, enabled):
 
 
 def normalize_maps(maps):
-    """Scales each map to [0, 1]; a constant map becomes zeros."""
-    flat = maps.reshape(len(maps), -1)
-    low = flat.min(axis=1, keepdims=True)
-    span = flat.max(axis=1, keepdims=True) - low
-    out = np.where(span > 0, (flat - low) / np.where(span > 0, span, 1), 0.0)
+    """Each map's magnitude divided by its largest, into [0, 1].
+
+    Zero stays at 0, so "no attribution" is the bottom of a colormap. (A
+    min-max stretch would paint the zero background of a signed map, such
+    as integrated gradients, in the middle of the colormap.) An all-zero
+    map stays zero.
+    """
+    flat = np.abs(maps.reshape(len(maps), -1))
+    peak = flat.max(axis=1, keepdims=True)
+    out = flat / np.where(peak > 0, peak, 1)
     return out.reshape(maps.shape).astype("float32")
 
 

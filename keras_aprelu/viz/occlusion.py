@@ -117,8 +117,10 @@ def occlusion(
             shape of one input or of the batch. Defaults to 0.0.
 
     Returns:
-        float32 array of shape `(batch, *spatial)`; positive where hiding
-        the pixel lowers the score, with `normalize=False`.
+        float32 array of shape `(batch, *spatial)`. With `normalize=False`
+        it is positive where hiding the pixel lowers the score and negative
+        where it raises it; `normalize=True` shows the magnitude,
+        `|map| / max|map|`.
 
     Cost: one forward pass per input and patch position, plus one. All
     positions for a chunk of inputs go through batched passes of about

@@ -46,15 +46,36 @@ def _as_image(image):
     return image
 
 
-def _draw(ax, image, heatmap=None, alpha=0.5, cmap="jet"):
+def _heat_scale(heatmap, cmap):
+    """The colormap and range of a heatmap, with 0 at a fixed place.
+
+    A non-negative map (every normalized map) runs from 0, the bottom of
+    `cmap` (default "jet"), to its maximum. A signed map (integrated
+    gradients or occlusion with `normalize=False`) is centred on 0, in a
+    diverging `cmap` by default. Letting imshow stretch each map from its
+    own minimum would paint "no attribution" in mid-scale colours.
+    """
+    heatmap = np.asarray(heatmap, "float32")
+    low = float(heatmap.min()) if heatmap.size else 0.0
+    peak = float(np.abs(heatmap).max()) if heatmap.size else 0.0
+    peak = peak if peak > 0 else 1.0
+    if low >= 0:
+        return cmap or "jet", 0.0, peak
+    return cmap or "RdBu_r", -peak, peak
+
+
+def _draw(ax, image, heatmap=None, alpha=0.5, cmap=None):
     """Draws an image (2-D) or a signal (1-D), with an optional heatmap."""
     image = _as_image(image)
     ax.set_xticks([])
     ax.set_yticks([])
+    if heatmap is not None:
+        cmap, vmin, vmax = _heat_scale(heatmap, cmap)
+        scale = {"cmap": cmap, "vmin": vmin, "vmax": vmax, "alpha": alpha}
     if image.ndim == 2 and image.shape[-1] > 1 or image.ndim == 3:
         ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
         if heatmap is not None:
-            ax.imshow(np.asarray(heatmap), cmap=cmap, alpha=alpha)
+            ax.imshow(np.asarray(heatmap), **scale)
         return
     signal = image.reshape(len(image), -1)
     length = len(signal)
@@ -63,16 +84,36 @@ def _draw(ax, image, heatmap=None, alpha=0.5, cmap="jet"):
         strip = np.asarray(heatmap, "float32").reshape(1, -1)
         ax.imshow(
             strip,
-            cmap=cmap,
-            alpha=alpha,
             aspect="auto",
             extent=(0, length, low, high if high > low else low + 1),
+            **scale,
         )
     ax.plot(np.arange(length), signal, color="black", linewidth=0.8)
 
 
-def overlay(image, heatmap, *, alpha=0.5, cmap="jet", ax=None):
+def _draw_map(ax, heatmap, cmap=None):
+    """Draws a heatmap alone, on the same colour scale as `_draw`."""
+    heatmap = np.asarray(heatmap, "float32")
+    cmap, vmin, vmax = _heat_scale(heatmap, cmap)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    strip = heatmap.ndim == 1  # a 1-D signal's map, drawn as a band
+    ax.imshow(
+        heatmap[None] if strip else heatmap,
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        aspect="auto" if strip else None,
+    )
+
+
+def overlay(image, heatmap, *, alpha=0.5, cmap=None, ax=None):
     """Draws `heatmap` over `image` (H, W[, C]) or over a 1-D signal (T[, C]).
+
+    A non-negative heatmap is drawn from 0 (the bottom of `cmap`, default
+    "jet") to its maximum; a signed one symmetrically around 0, in a
+    diverging `cmap` (default "RdBu_r"). Zero attribution is thus always the
+    same colour.
 
     Returns:
         The Figure.
@@ -91,7 +132,7 @@ def overlay(image, heatmap, *, alpha=0.5, cmap="jet", ax=None):
 
 
 def plot_heatmaps(
-    images, maps, *, overlay=True, alpha=0.5, cmap="jet", row_titles=None, max_rows=8
+    images, maps, *, overlay=True, alpha=0.5, cmap=None, row_titles=None, max_rows=8
 ):
     """A grid: one row per input, the input and then one column per method.
 
@@ -100,6 +141,9 @@ def plot_heatmaps(
         maps: dict from a column title ("Saliency", "Grad-CAM", ...) to the
             maps of that method, shape `(batch, *spatial)`.
         overlay: Draw each map over its input (`True`) or alone.
+        alpha: Opacity of an overlaid map. Defaults to 0.5.
+        cmap: The colormap, scaled as in `overlay`. Defaults to "jet" for
+            non-negative maps and "RdBu_r" for signed ones.
         row_titles: Optional titles of the rows (for example the labels).
         max_rows: Largest number of rows drawn. Defaults to 8.
 
@@ -129,7 +173,7 @@ def plot_heatmaps(
             if overlay:
                 _draw(ax, images[row], values[row], alpha, cmap)
             else:
-                _draw(ax, values[row])
+                _draw_map(ax, values[row], cmap)
             if row == 0:
                 ax.set_title(title)
     if rows:
@@ -138,7 +182,7 @@ def plot_heatmaps(
     return fig
 
 
-def _grid(items, titles=None, cmap="gray", columns=8):
+def _grid(items, titles=None, cmap="gray", columns=8, limits=None):
     count = len(items)
     cols = min(columns, count)
     rows = -(-count // cols)
@@ -154,7 +198,11 @@ def _grid(items, titles=None, cmap="gray", columns=8):
             ax.set_yticks([])
             ax.plot(item, color="black")
         else:
-            ax.imshow(item, cmap=None if item.ndim == 3 else cmap)
+            if item.ndim == 3:
+                ax.imshow(item)
+            else:
+                vmin, vmax = limits if limits is not None else (None, None)
+                ax.imshow(item, cmap=cmap, vmin=vmin, vmax=vmax)
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=8)
     fig.tight_layout()
@@ -166,7 +214,8 @@ def plot_filters(model, layer=None, *, max_filters=64, input_channel=None):
 
     A kernel with 3 input channels is drawn in colour; otherwise the cell
     shows `input_channel`, or the mean over input channels when it is
-    `None`. 1-D kernels are drawn as curves.
+    `None`. 1-D kernels are drawn as curves. All cells share one colour
+    scale, symmetric around 0 (white), so weights compare across filters.
 
     Returns:
         The Figure.
@@ -181,7 +230,11 @@ def plot_filters(model, layer=None, *, max_filters=64, input_channel=None):
         items = kernels[..., input_channel]
     else:
         items = kernels.mean(axis=-1)
-    return _grid(list(items), titles=range(len(items)), cmap="bwr")
+    peak = float(np.abs(items).max()) if np.size(items) else 0.0
+    peak = peak if peak > 0 else 1.0
+    return _grid(
+        list(items), titles=range(len(items)), cmap="bwr", limits=(-peak, peak)
+    )
 
 
 def plot_feature_maps(model, image, layer, *, max_maps=64):

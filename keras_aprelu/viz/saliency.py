@@ -128,7 +128,10 @@ def saliency(
             Defaults to 0.2.
         logits: Score the pre-activation logits when the model ends in
             softmax or sigmoid. Defaults to `True`.
-        normalize: Scale each map to [0, 1]. Defaults to `True`.
+        normalize: Divide each map's magnitude by its largest, so that it
+            lies in [0, 1] with 0 meaning no attribution. Signed maps
+            (integrated gradients, occlusion) then show the magnitude;
+            `False` returns the raw, signed values. Defaults to `True`.
         batch_size: Samples per pass. With SmoothGrad, a pass holds
             `max(1, batch_size // smooth_samples)` inputs and all of their
             copies. Defaults to 64.
@@ -243,8 +246,9 @@ def integrated_gradients(
     returned on request, and shrinks as `steps` grows.
 
     The map sums the attributions over the channel axis, so it keeps their
-    sign and completeness with `normalize=False`; `normalize=True` scales
-    each map to [0, 1] (zero is then no longer at 0).
+    sign and completeness with `normalize=False`. `normalize=True` shows
+    their magnitude, `|map| / max|map|`, the usual display of integrated
+    gradients.
 
     Args:
         model, inputs, target, logits, normalize, batch_size, progress: As

@@ -102,3 +102,33 @@ def test_plot_dead_units_and_activation_maximization():
     assert heights == [50.0, 25.0]
     fig = plotting.plot_activation_maximization(images(2), titles=["0", "1"])
     assert [ax.get_title() for ax in fig.axes if ax.get_images()] == ["0", "1"]
+
+
+def test_heatmap_colour_scale_keeps_zero_fixed():
+    # A non-negative map runs from 0; a signed one is centred on 0 in a
+    # diverging colormap; an explicit cmap is kept.
+    image = images(1)[0]
+    positive = np.full((8, 8), 0.2)
+    positive[0, 0] = 0.8
+    heat = plotting.overlay(image, positive).axes[0].get_images()[1]
+    assert heat.get_clim() == (0.0, pytest.approx(0.8))
+    assert heat.get_cmap().name == "jet"
+    signed = np.zeros((8, 8))
+    signed[1, 1], signed[2, 2] = -0.5, 2.0
+    heat = plotting.overlay(image, signed).axes[0].get_images()[1]
+    assert heat.get_clim() == (-2.0, 2.0) and heat.get_cmap().name == "RdBu_r"
+    heat = plotting.overlay(image, signed, cmap="magma").axes[0].get_images()[1]
+    assert heat.get_clim() == (-2.0, 2.0) and heat.get_cmap().name == "magma"
+    alone = plotting.plot_heatmaps(images(1), {"IG": signed[None]}, overlay=False)
+    heat = alone.axes[1].get_images()[0]
+    assert heat.get_clim() == (-2.0, 2.0)
+    np.testing.assert_array_equal(heat.get_array(), signed)
+
+
+def test_filter_cells_share_a_scale_symmetric_around_zero():
+    model = models.randomize(models.functional(), seed=2)
+    fig = plotting.plot_filters(model, "conv2")
+    peak = np.abs(viz.filters(model, "conv2").mean(axis=-1)).max()
+    for ax in fig.axes:
+        for image in ax.get_images():
+            assert image.get_clim() == (pytest.approx(-peak), pytest.approx(peak))

@@ -52,14 +52,12 @@ def test_callable_target():
     )
 
 
-def test_normalize_scales_each_map_to_unit_range():
+def test_normalize_divides_each_map_by_its_maximum():
     model, w = linear_model()
     x = RNG.normal(size=(3, 5)).astype("float32")
     maps = viz.saliency(model, x, 0)
     raw = np.abs(w[:, 0])
-    np.testing.assert_allclose(
-        maps[0], (raw - raw.min()) / (raw.max() - raw.min()), rtol=1e-5, atol=1e-6
-    )
+    np.testing.assert_allclose(maps[0], raw / raw.max(), rtol=1e-5, atol=1e-6)
 
 
 # Guided backprop and deconvnet on x -> Dense(W1) -> activation -> Dense(W2),
@@ -362,3 +360,23 @@ def test_integrated_gradients_on_a_conv1d_signal_satisfy_completeness():
     fx, f0 = np.asarray(model(x))[:, 0], np.asarray(model(np.zeros_like(x)))[:, 0]
     np.testing.assert_allclose(maps.sum(axis=1) - (fx - f0), gap, rtol=1e-3, atol=1e-4)
     assert np.all(np.abs(gap) < 0.02 * np.abs(fx - f0).max())
+
+
+def test_normalize_keeps_zero_at_zero_for_signed_maps():
+    from keras_aprelu.viz import _targets
+
+    maps = np.array([[[-2.0, 0.0], [1.0, 0.5]], [[0.0, 0.0], [0.0, 0.0]]])
+    np.testing.assert_allclose(
+        _targets.normalize_maps(maps),
+        [[[1.0, 0.0], [0.5, 0.25]], [[0.0, 0.0], [0.0, 0.0]]],
+    )
+    # Integrated gradients of a linear model from a zero baseline: zero
+    # where the input is zero, whatever the sign of the weights.
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    w = np.array([[1.0, 0], [-3.0, 0], [2.0, 0], [5.0, 0]], "float32")
+    model.layers[0].set_weights([w, np.zeros(2, "float32")])
+    x = np.array([[1.0, 1.0, 0.5, 0.0]], "float32")
+    got = viz.integrated_gradients(model, x, 0, steps=4)
+    np.testing.assert_allclose(got, [[1 / 3, 1.0, 1 / 3, 0.0]], rtol=1e-5)
