@@ -212,6 +212,13 @@ def grad_cam_plus_plus(
     exponential of the score that the authors' code uses (0 where the
     gradient is 0). It localizes several instances of a class better.
 
+    The closed form assumes non-negative feature maps, as after a ReLU. On a
+    layer whose outputs can be negative (APReLU, PReLU, LeakyReLU, Maxout or
+    a convolution before its activation), `sum_ij(A)` can be negative, some
+    weights turn negative and a map can vanish altogether: on the demo's
+    APReLU CNN at `act2`, the map of one digit is zero everywhere. Prefer
+    `grad_cam`, occlusion or integrated gradients there.
+
     Args and returns: as `grad_cam`.
     """
     return _cams(
