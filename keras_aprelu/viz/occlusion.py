@@ -3,6 +3,7 @@
 import itertools
 import numbers
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -56,32 +57,41 @@ def occlusion_masks(spatial, patch_size, stride):
     return masks
 
 
-def _occlusion_function(model, logits, score_fn, rank):
-    def build():
-        def fn(x, baseline, masks, targets):
-            # x, baseline: (k, ...); masks: (m, *spatial) -> scores (k, m).
+def _occlusion_functions(model, logits, score_fn, rank):
+    """The clean pass of a chunk of inputs, and one pass of occluded pairs."""
+
+    def build_clean():
+        def fn(x, targets):
+            # -> the clean scores (k,) and the classes they are taken of.
             with _targets.logits_of(model, logits):
                 clean = model(x, training=False)
                 targets = _targets.chosen_targets(clean, targets)
-                base_scores = _targets.score(clean, targets, score_fn)
-                m = tf.cast(masks, x.dtype)
-                if rank >= 3:
-                    m = m[..., None]
-                occluded = x[:, None] * (1 - m[None]) + baseline[:, None] * m[None]
-                count = tf.shape(masks)[0]
-                occluded = tf.reshape(
-                    occluded, tf.concat([[-1], tf.shape(x)[1:]], axis=0)
-                )
-                scores = _targets.score(
-                    model(occluded, training=False),
-                    tf.repeat(targets, count),
-                    score_fn,
-                )
-            return base_scores[:, None] - tf.reshape(scores, [-1, count])
+                return _targets.score(clean, targets, score_fn), targets
 
         return fn
 
-    return _targets.compiled(model, ("occlusion", logits, score_fn, rank), build)
+    def build_pairs():
+        def fn(x, baseline, masks, targets, start, stop):
+            # Pairs start..stop-1 of (input, position), input-major, each
+            # input occluded by one mask -> their scores (stop - start,).
+            pair = tf.range(start, stop)
+            count = tf.shape(masks)[0]
+            which, where = pair // count, pair % count
+            m = tf.cast(tf.gather(masks, where), x.dtype)
+            if rank >= 3:
+                m = m[..., None]
+            occluded = tf.gather(x, which) * (1 - m) + tf.gather(baseline, which) * m
+            with _targets.logits_of(model, logits):
+                outputs = model(occluded, training=False)
+                return _targets.score(outputs, tf.gather(targets, which), score_fn)
+
+        return fn
+
+    key = (logits, score_fn, rank)
+    return (
+        _targets.compiled(model, ("occlusion clean", *key), build_clean),
+        _targets.compiled(model, ("occlusion pairs", *key), build_pairs),
+    )
 
 
 def occlusion(
@@ -122,9 +132,9 @@ def occlusion(
         where it raises it; `normalize=True` shows the magnitude,
         `|map| / max|map|`.
 
-    Cost: one forward pass per input and patch position, plus one. All
-    positions for a chunk of inputs go through batched passes of about
-    `batch_size` samples.
+    Cost: one forward pass per input and patch position, plus one. The
+    occluded copies of up to `batch_size` inputs stream through passes of
+    exactly `batch_size` samples.
     """
     _layers.check_model(model)
     logits = _targets.check_bool(logits, "logits")
@@ -144,18 +154,31 @@ def occlusion(
         target, len(x), _targets.num_classes(model)
     )
     masks = occlusion_masks(spatial, patch_size, stride)
-    fn = _occlusion_function(model, logits, score_fn, x.ndim)
+    clean_fn, pairs_fn = _occlusion_functions(model, logits, score_fn, x.ndim)
     positions = len(masks)
-    # Few positions: several inputs per pass. Many: one input, in pieces.
-    per_pass = max(1, batch_size // positions)
-    mask_step = min(positions, batch_size)
+    masks_tensor = tf.constant(masks)
+    # Every (input, position) pair of a chunk of inputs streams through
+    # passes of exactly `batch_size` occluded samples (the last one fewer),
+    # so no pass runs half empty whatever the number of positions.
+    bar = keras.utils.Progbar(len(x), unit_name="sample") if progress else None
     drops = []
-    for part in _targets.chunks(len(x), per_pass, progress):
-        pieces = [
-            fn(x[part], base[part], masks[start : start + mask_step], targets[part])
-            for start in range(0, positions, mask_step)
-        ]
-        drops.append(np.concatenate(pieces, axis=1))
+    for first in range(0, len(x), batch_size):
+        part = slice(first, min(len(x), first + batch_size))
+        xs, bs = tf.constant(x[part]), tf.constant(base[part])
+        clean, chosen = clean_fn(xs, tf.constant(targets[part]))
+        total = len(x[part]) * positions
+        scores = []
+        for start in range(0, total, batch_size):
+            stop = min(total, start + batch_size)
+            scores.append(
+                pairs_fn(
+                    xs, bs, masks_tensor, chosen, tf.constant(start), tf.constant(stop)
+                ).numpy()
+            )
+            if bar is not None:
+                bar.update(first + stop // positions)
+        scores = np.concatenate(scores).reshape(-1, positions)
+        drops.append(clean.numpy()[:, None] - scores)
     drops = np.concatenate(drops)
     flat = masks.reshape(positions, -1).astype("float32")
     covered = flat.sum(axis=0)

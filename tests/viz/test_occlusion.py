@@ -74,6 +74,17 @@ def test_many_positions_are_split_across_passes():
     )
 
 
+def test_several_chunks_of_inputs_with_predicted_targets_match_a_naive_loop():
+    # 5 inputs in chunks of 2 and passes of 2 pairs: the pairs of an input
+    # straddle passes, and each chunk picks its own predicted classes.
+    model = models.randomize(models.functional(), seed=9)
+    x = RNG.random((5, 8, 8, 2)).astype("float32")
+    predicted = np.argmax(np.asarray(model(x)), axis=1)
+    got = viz.occlusion(model, x, patch_size=3, stride=2, batch_size=2, normalize=False)
+    expected = naive_occlusion(model, x, predicted, (3, 3), (2, 2), 0.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
 def test_occlusion_of_a_linear_model_is_the_patch_contribution():
     # Linear score: hiding pixel p with baseline 0 lowers it by w_p x_p, so
     # with 1-element patches the map is w * x.
