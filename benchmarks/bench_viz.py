@@ -10,6 +10,11 @@ Every function is compiled and warmed up first; the timed rounds then run
 all of them interleaved, and each ratio is the median over rounds, so a
 noisy, shared machine slows both sides alike.
 
+Where tf-keras-vis or tf-explain can be imported, their saliency,
+SmoothGrad, Grad-CAM and occlusion are timed against the same limits, each
+called as its documentation shows. Neither is a dependency of keras-aprelu;
+install them next to it to get those rows (see the README).
+
     python benchmarks/bench_viz.py            # full run, a few minutes
     python benchmarks/bench_viz.py --quick    # a smoke run
 """
@@ -41,6 +46,45 @@ def timed(fn, repeats):
     for _ in range(repeats):
         fn()
     return (time.perf_counter() - start) / repeats
+
+
+def peer_cases(model, x, classes):
+    """The peers' calls for the same work, for those that can be imported."""
+    cases = {}
+    try:
+        from tf_keras_vis.gradcam import Gradcam
+        from tf_keras_vis.saliency import Saliency
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+        from tf_keras_vis.utils.scores import CategoricalScore
+    except ImportError as error:
+        print(f"tf-keras-vis not timed: {error}")
+    else:
+        score = CategoricalScore([int(c) for c in classes])
+        saliency = Saliency(model, model_modifier=ReplaceToLinear(), clone=True)
+        gradcam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
+        cases["tf-keras-vis saliency"] = lambda: saliency(score, x)
+        cases["tf-keras-vis SmoothGrad"] = lambda: saliency(
+            score, x, smooth_samples=SMOOTH, smooth_noise=0.2
+        )
+        cases["tf-keras-vis Grad-CAM"] = lambda: gradcam(
+            score, x, penultimate_layer="pool2"
+        )
+    try:
+        from tf_explain.core.occlusion_sensitivity import OcclusionSensitivity
+    except ImportError as error:
+        print(f"tf-explain not timed: {error}")
+    else:
+        explainer = OcclusionSensitivity()
+
+        def tf_explain_occlusion(limit=8):
+            # Its API takes one class for a batch and loops over the images
+            # itself, one predict call each; the per-image core is timed on
+            # `limit` images and scaled to the batch.
+            for image, c in zip(x[:limit], classes[:limit], strict=True):
+                explainer.get_sensitivity_map(model, image, int(c), PATCH)
+
+        cases["tf-explain occlusion (8 of 64)"] = tf_explain_occlusion
+    return cases
 
 
 def main():
@@ -87,6 +131,8 @@ def main():
         "occlusion": lambda: viz.occlusion(model, x, patch_size=PATCH),
         "naive occlusion (4 of 49)": naive_occlusion,
     }
+    classes = np.argmax(forward(xt).numpy(), axis=1)
+    cases.update(peer_cases(model, x, classes))
     for fn in cases.values():  # compile and warm up
         fn()
         fn()
@@ -129,6 +175,20 @@ def main():
             "",
         ),
     ]
+    limits = {
+        "tf-keras-vis saliency": t["limit fwd+bwd"],
+        "tf-keras-vis SmoothGrad": SMOOTH * t["limit fwd+bwd"],
+        "tf-keras-vis Grad-CAM": t["limit fwd+bwd"],
+    }
+    for name, limit in limits.items():
+        if name in t:
+            rows.append((name, ratio(limit, t[name]), ""))
+    name = "tf-explain occlusion (8 of 64)"
+    if name in t:
+        scaled = t[name] * BATCH / 8
+        rows.append(
+            ("tf-explain occlusion", ratio(positions * t["limit fwd"], scaled), "")
+        )
     for name, value, goal in rows:
         print(f"{name:28s} {value:20.2f}   {goal}")
 
