@@ -42,5 +42,5 @@ def test_readme_quickstart_runs_as_written(tmp_path, monkeypatch):
 
     # The comment on the last line names the key and the shape.
     slopes = namespace["viz"].aprelu_slopes(model, x)
-    assert list(slopes) == ["ap_re_lu"]
-    assert slopes["ap_re_lu"].shape == (16, 32)
+    assert list(slopes) == ["act1"]
+    assert slopes["act1"].shape == (16, 32)
