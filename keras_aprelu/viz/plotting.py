@@ -46,6 +46,13 @@ def _as_image(image):
     return image
 
 
+def _peak(values):
+    """The largest magnitude in `values`; 1.0 when there is none above 0."""
+    values = np.asarray(values, "float32")
+    peak = float(np.abs(values).max()) if values.size else 0.0
+    return peak if peak > 0 else 1.0
+
+
 def _heat_scale(heatmap, cmap):
     """The colormap and range of a heatmap, with 0 at a fixed place.
 
@@ -57,8 +64,7 @@ def _heat_scale(heatmap, cmap):
     """
     heatmap = np.asarray(heatmap, "float32")
     low = float(heatmap.min()) if heatmap.size else 0.0
-    peak = float(np.abs(heatmap).max()) if heatmap.size else 0.0
-    peak = peak if peak > 0 else 1.0
+    peak = _peak(heatmap)
     if low >= 0:
         return cmap or "jet", 0.0, peak
     return cmap or "RdBu_r", -peak, peak
@@ -230,8 +236,7 @@ def plot_filters(model, layer=None, *, max_filters=64, input_channel=None):
         items = kernels[..., input_channel]
     else:
         items = kernels.mean(axis=-1)
-    peak = float(np.abs(items).max()) if np.size(items) else 0.0
-    peak = peak if peak > 0 else 1.0
+    peak = _peak(items)
     return _grid(
         list(items), titles=range(len(items)), cmap="bwr", limits=(-peak, peak)
     )
