@@ -1,6 +1,8 @@
 """Invariants over every method: API styles, batching, targets, and a model
 left exactly as it was."""
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -163,8 +165,6 @@ def test_many_models_in_a_loop_raise_no_retracing_warning(batch):
     # signature. TensorFlow's frequent-retracing detector must not take these
     # for one function retraced over and over, as it did when they shared a
     # code object.
-    import logging
-
     class Collect(logging.Handler):
         def __init__(self):
             super().__init__()

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+import keras_aprelu
 from keras_aprelu import viz
 from keras_aprelu.viz import _targets
 from tests.viz import models
@@ -122,8 +123,6 @@ def test_bad_arguments(kwargs, message):
 
 def test_occlusion_of_a_conv1d_signal_equals_a_naive_loop():
     # The APReLU paper's own inputs are 1-D signals.
-    import keras_aprelu
-
     model = keras.Sequential(
         [
             keras.Input((13, 2)),

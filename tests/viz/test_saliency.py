@@ -4,6 +4,8 @@ import pytest
 
 import keras_aprelu
 from keras_aprelu import viz
+from keras_aprelu.viz import _targets
+from tests.viz import models
 
 RNG = np.random.default_rng(0)
 
@@ -271,8 +273,6 @@ def test_integrated_gradients_of_a_linear_model_are_exact():
 
 
 def test_integrated_gradients_satisfy_completeness():
-    from tests.viz import models
-
     model = models.randomize(models.functional(), seed=3)
     x = RNG.random((3, 8, 8, 2)).astype("float32")
     maps, gap = viz.integrated_gradients(
@@ -291,8 +291,6 @@ def test_integrated_gradients_satisfy_completeness():
 
 
 def keras_aprelu_logits(model):
-    from keras_aprelu.viz import _targets
-
     return _targets.logits_of(model, True)
 
 
@@ -335,11 +333,6 @@ def test_integrated_gradients_bad_baseline():
 
 
 def test_integrated_gradients_on_a_conv1d_signal_satisfy_completeness():
-    import keras
-
-    import keras_aprelu
-    from tests.viz import models
-
     model = keras.Sequential(
         [
             keras.Input((16, 2)),
@@ -363,8 +356,6 @@ def test_integrated_gradients_on_a_conv1d_signal_satisfy_completeness():
 
 
 def test_normalize_keeps_zero_at_zero_for_signed_maps():
-    from keras_aprelu.viz import _targets
-
     maps = np.array([[[-2.0, 0.0], [1.0, 0.5]], [[0.0, 0.0], [0.0, 0.0]]])
     np.testing.assert_allclose(
         _targets.normalize_maps(maps),
@@ -372,8 +363,6 @@ def test_normalize_keeps_zero_at_zero_for_signed_maps():
     )
     # Integrated gradients of a linear model from a zero baseline: zero
     # where the input is zero, whatever the sign of the weights.
-    import keras
-
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     w = np.array([[1.0, 0], [-3.0, 0], [2.0, 0], [5.0, 0]], "float32")
     model.layers[0].set_weights([w, np.zeros(2, "float32")])
