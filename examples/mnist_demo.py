@@ -105,10 +105,8 @@ def main(argv=None):
         "SmoothGrad": viz.saliency(model, images, smooth_samples=16),
         "Integ. grad.": viz.integrated_gradients(model, images),
         "Occlusion": viz.occlusion(model, images, patch_size=4, stride=2),
-        "Grad-CAM": viz.grad_cam(model, images, layer="act2", verbose=False),
-        "Grad-CAM++": viz.grad_cam_plus_plus(
-            model, images, layer="act2", verbose=False
-        ),
+        "Grad-CAM": viz.grad_cam(model, images, layer="act2"),
+        "Grad-CAM++": viz.grad_cam_plus_plus(model, images, layer="act2"),
     }
     figure = plotting.plot_heatmaps(images, maps, row_titles=labels, max_rows=10)
     written.append(save(figure, out, "attributions.png"))

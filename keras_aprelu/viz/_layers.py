@@ -4,44 +4,31 @@ Layers are named by their path from the model: `"conv2d"`, or
 `"backbone/conv5"` inside a nested model. Patches set an attribute on the
 layer *instance* (never on its class) and are undone in `finally`, so the
 user's model is exactly as it was after any call, including one that raised.
+
+What cannot be read from the layers alone (which layer produces the output
+of a subclassed model, which layers run and in what order, and the shape
+of their outputs) is found by running the model once, eagerly, on one
+sample (`inspect`), and remembered for the life of the model.
 """
 
 import contextlib
+import dataclasses
 import difflib
+import logging
 import weakref
 
 import keras
 
-SPATIAL_TYPES = (
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-    keras.layers.DepthwiseConv1D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-    keras.layers.MaxPooling1D,
-    keras.layers.MaxPooling2D,
-    keras.layers.MaxPooling3D,
-    keras.layers.AveragePooling1D,
-    keras.layers.AveragePooling2D,
-    keras.layers.AveragePooling3D,
-)
+from keras_aprelu.viz import _registry
+
+logger = logging.getLogger("keras_aprelu.viz")
 
 
 def check_model(model):
     if not isinstance(model, keras.Model):
-        raise ValueError(
+        raise TypeError(
             "`model` must be a Keras 3 `keras.Model` (Functional, Sequential or "
             f"subclassed). Received: model={type(model).__name__}"
-        )
-    if not model.built:
-        raise ValueError(
-            "`model` must be built: call it once on a batch, or give it an "
-            f"Input. Received: model={model.name} (not built)"
         )
 
 
@@ -74,7 +61,7 @@ def find_layer(model, layer):
             )
         return path, layer
     if not isinstance(layer, str):
-        raise ValueError(
+        raise TypeError(
             "`layer` must be a layer name, a path such as 'backbone/conv5', or "
             f"a Layer. Received: layer={layer!r}"
         )
@@ -94,91 +81,17 @@ def find_layer(model, layer):
     )
 
 
-def has_spatial_output(layer):
-    try:
-        shape = layer.output.shape
-    except (AttributeError, ValueError):
-        return False
-    return len(shape) >= 3
+def data_format(model):
+    """ "channels_first" or "channels_last": the model's, from its layers.
 
-
-def default_spatial_layer(model, extra_types=()):
-    """The last layer with a spatial output, as Grad-CAM wants it."""
-    chosen = None
-    for path, layer in walk(model):
-        if isinstance(layer, SPATIAL_TYPES + tuple(extra_types)):
-            if not hasattr(layer, "output") or has_spatial_output(layer):
-                chosen = (path, layer)
-    if chosen is None:
-        raise ValueError(
-            "`model` has no layer with a spatial output (Conv, pooling or a "
-            "keras_aprelu activation on a feature map), so Grad-CAM has "
-            f"nothing to weigh. Received: model={model.name!r}"
-        )
-    return chosen
-
-
-# Subclassed model -> the layer found to produce its output (or None).
-_FINAL = weakref.WeakKeyDictionary()
-
-
-def find_final_layer(model, sample):
-    """Finds, by running it once on `sample`, the layer that produces the
-    output of a subclassed model, and remembers it for `final_layer`."""
-    if model in _FINAL or isinstance(model, keras.Sequential) or _is_functional(model):
-        return
-    calls = []
-    with contextlib.ExitStack() as stack:
-        for _, layer in walk(model):
-            if isinstance(layer, keras.Model):
-                continue
-
-            def call(*args, _original=layer.call, _layer=layer, **kwargs):
-                outputs = _original(*args, **kwargs)
-                calls.append((_layer, outputs))
-                return outputs
-
-            stack.enter_context(patched(layer, "call", call))
-        outputs = model(sample, training=False)
-    _FINAL[model] = next(
-        (layer for layer, out in reversed(calls) if out is outputs), None
-    )
-
-
-def final_layer(model):
-    """The layer that produces the output of the model, or None if unknown.
-
-    For a subclassed model, `find_final_layer` must have run first.
+    The first layer that states a `data_format` (Conv, pooling, ...)
+    decides; a model with none follows `keras.config.image_data_format()`.
     """
-    if not isinstance(model, keras.Sequential) and not _is_functional(model):
-        return _FINAL.get(model)
-    if isinstance(model, keras.Sequential):
-        last = model.layers[-1] if model.layers else None
-    elif _is_functional(model) and len(model.outputs) == 1:
-        output = model.outputs[0]
-        last = next(
-            (layer for layer in reversed(model.layers) if _output_of(layer) is output),
-            None,
-        )
-    else:
-        return None
-    if isinstance(last, keras.Model):
-        return final_layer(last)
-    return last
-
-
-def _is_functional(model):
-    try:
-        return bool(model.outputs) and bool(model.inputs)
-    except (AttributeError, ValueError):
-        return False
-
-
-def _output_of(layer):
-    try:
-        return layer.output
-    except (AttributeError, ValueError):
-        return None
+    for _, layer in walk(model):
+        value = getattr(layer, "data_format", None)
+        if value in ("channels_first", "channels_last"):
+            return value
+    return keras.config.image_data_format()
 
 
 @contextlib.contextmanager
@@ -197,22 +110,119 @@ def patched(layer, name, value):
 
 
 @contextlib.contextmanager
-def recording(layers, store, *, watch=None):
+def recording(layers, store, on_output=None):
     """Records the output of each layer into `store[i]` while active.
 
-    With `watch` (a GradientTape), the outputs are watched so that gradients
-    with respect to them can be taken.
+    `on_output(outputs)`, if given, sees each output first (a tape watches
+    it, so that gradients with respect to it can be taken).
     """
     with contextlib.ExitStack() as stack:
         for index, layer in enumerate(layers):
-            original = layer.call
 
-            def call(*args, _original=original, _index=index, **kwargs):
+            def call(*args, _original=layer.call, _index=index, **kwargs):
                 outputs = _original(*args, **kwargs)
-                if watch is not None:
-                    watch.watch(outputs)
+                if on_output is not None:
+                    on_output(outputs)
                 store[_index] = outputs
                 return outputs
 
             stack.enter_context(patched(layer, "call", call))
         yield store
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """One layer call seen when the model ran on a sample."""
+
+    path: str
+    layer: keras.layers.Layer
+    shape: tuple | None  # of its output; None when it is not one tensor
+
+
+@dataclasses.dataclass(frozen=True)
+class Inspection:
+    calls: tuple  # of Call, in the order the layers ran
+    final: keras.layers.Layer | None  # the layer whose output is the model's
+
+
+# model -> Inspection; dies with the model. The values hold layers, never
+# the model.
+_INSPECTIONS = weakref.WeakKeyDictionary()
+
+
+def inspect(model, sample):
+    """Runs `model` once on `sample` (a batch of one, in the structure the
+    model takes), recording which layers run, in order. A model that was
+    never called is built by this call, as `predict` would build it."""
+    if model in _INSPECTIONS:
+        return _INSPECTIONS[model]
+    calls = []
+    with contextlib.ExitStack() as stack:
+        for path, layer in walk(model):
+            if isinstance(layer, keras.Model):
+                continue
+
+            def call(*args, _original=layer.call, _path=path, _layer=layer, **kw):
+                outputs = _original(*args, **kw)
+                calls.append((_path, _layer, outputs))
+                return outputs
+
+            stack.enter_context(patched(layer, "call", call))
+        outputs = model(sample, training=False)
+    final = next((layer for _, layer, out in reversed(calls) if out is outputs), None)
+    inspection = Inspection(
+        calls=tuple(
+            Call(path, layer, tuple(out.shape) if hasattr(out, "shape") else None)
+            for path, layer, out in calls
+        ),
+        final=final,
+    )
+    _INSPECTIONS[model] = inspection
+    return inspection
+
+
+def final_layer(model):
+    """The layer that produces the output of the model, or None if unknown
+    (`inspect` must have run)."""
+    inspection = _INSPECTIONS.get(model)
+    return None if inspection is None else inspection.final
+
+
+def default_cam_layer(model, spatial_ranks):
+    """The layer Grad-CAM weighs by default: the last feature map before the
+    pooling or flattening that leads to the head.
+
+    It is the last layer, in the order the layers ran, whose output is a
+    feature map: one tensor with as many spatial axes as an input (any of
+    `spatial_ranks`), at least one of them larger than 1, that the registry
+    does not exclude (a spatial softmax is no feature map). On ResNet50 this
+    is `conv5_block3_out`, the block's output after its residual add and
+    ReLU, not the last convolution inside the block.
+    """
+    inspection = _INSPECTIONS[model]
+    for call in reversed(inspection.calls):
+        if call.shape is None or len(call.shape) - 2 not in spatial_ranks:
+            continue
+        if len(call.shape) < 3 or all(d == 1 for d in _spatial(call.shape, model)):
+            continue
+        found = _registry.lookup(call.path, call.layer)
+        if found is not None and not found.entry.cam:
+            continue
+        logger.info(
+            "The CAM uses layer %r (%s), output shape %s.",
+            call.path,
+            type(call.layer).__name__,
+            call.shape,
+        )
+        return call.path, call.layer
+    raise ValueError(
+        "`model` has no layer whose output is a feature map with the spatial "
+        "axes of its inputs, so a CAM has nothing to weigh; pass "
+        f"`layer=`. Received: model={model.name!r}"
+    )
+
+
+def _spatial(shape, model):
+    if data_format(model) == "channels_first":
+        return shape[2:]
+    return shape[1:-1]

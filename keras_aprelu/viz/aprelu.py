@@ -4,28 +4,15 @@ import contextlib
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_aprelu.layers import APReLU
-from keras_aprelu.layers import Maxout
-from keras_aprelu.layers import PReLU
-from keras_aprelu.layers import RReLU
+from keras_aprelu.viz import _args
+from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _layers
-from keras_aprelu.viz import _targets
+from keras_aprelu.viz import _registry
+from keras_aprelu.viz import _tf
 
 __all__ = ["aprelu_slopes", "dead_units"]
-
-_ACTIVATION_LAYERS = (
-    APReLU,
-    PReLU,
-    RReLU,
-    Maxout,
-    keras.layers.ReLU,
-    keras.layers.LeakyReLU,
-    keras.layers.PReLU,
-    keras.layers.ELU,
-    keras.layers.Activation,
-)
 
 
 def _aprelu_layers(model):
@@ -42,9 +29,9 @@ def _aprelu_layers(model):
     return found
 
 
-def _slopes_function(model, layers):
-    def build():
-        def fn(x):
+def _slopes_function(model, layout, layers):
+    def build(model):
+        def fn(xs):
             store = {}
             with contextlib.ExitStack() as stack:
                 for index, layer in enumerate(layers):
@@ -61,22 +48,25 @@ def _slopes_function(model, layers):
                         return _original(inputs, *args, **kwargs)
 
                     stack.enter_context(_layers.patched(layer, "call", call))
-                model(x, training=False)
-            return [tf.cast(store[i], "float32") for i in range(len(layers))]
+                model(layout.to_model(xs), training=False)
+            return [keras.ops.cast(store[i], "float32") for i in range(len(layers))]
 
         return fn
 
-    return _targets.compiled(model, ("slopes", *map(id, layers)), build)
+    key = ("slopes", layout, *map(id, layers))
+    return _tf.compiled(model, key, build)
 
 
-def aprelu_slopes(model, inputs, *, batch_size=64):
+def aprelu_slopes(model, inputs, *, batch_size=64, progress=False):
     """The negative slopes APReLU gives each input, for every APReLU layer.
 
     Args:
-        model: A built Keras 3 model with at least one APReLU layer,
-            anywhere (nested models included).
-        inputs: A batch, channels last.
+        model: A Keras 3 model with at least one APReLU layer, anywhere
+            (nested models included).
+        inputs: As in `saliency`: an array, a list or dict of them, or a
+            `tf.data.Dataset`.
         batch_size: Samples per pass. Defaults to 64.
+        progress: Show a progress bar. Defaults to `False`.
 
     Returns:
         dict from layer path to a float32 array of shape `(batch, C)`, in
@@ -85,98 +75,104 @@ def aprelu_slopes(model, inputs, *, batch_size=64):
 
     Cost: one forward pass per input.
     """
+    batch_size = _args.check_positive_int(batch_size, "batch_size")
+    progress = _args.check_bool(progress, "progress")
     _layers.check_model(model)
-    batch_size = _targets.check_positive_int(batch_size, "batch_size")
-    x = _targets.as_batch(model, inputs)
     found = _aprelu_layers(model)
-    fn = _slopes_function(model, [layer for _, layer in found])
-    parts = [fn(x[part]) for part in _targets.chunks(len(x), batch_size)]
-    return {
-        path: np.concatenate([np.asarray(p[i]) for p in parts])
-        for i, (path, _) in enumerate(found)
-    }
+    data = _inputs.read(model, inputs)
+    fn = _slopes_function(model, data.layout, [layer for _, layer in found])
+    slopes = _inputs.collect(data, batch_size, lambda _, xs: fn(xs), progress)
+    return {path: values for (path, _), values in zip(found, slopes, strict=True)}
 
 
-def _activation_layers(model):
+def _counted_layers(model):
+    """The activations `dead_units` counts: every one the registry says
+    can die, except the model's final layer (its output is the answer)."""
     final = _layers.final_layer(model)
-    chosen = []
-    for path, layer in _layers.walk(model):
-        if layer is final or isinstance(layer, keras.Model):
-            continue
-        if isinstance(layer, _ACTIVATION_LAYERS):
-            linear = isinstance(layer, keras.layers.Activation) and (
-                _targets.function_name(layer.activation) in _targets.LINEAR
-            )
-            if not linear:
-                chosen.append((path, layer))
-            continue
-        activation = getattr(layer, "activation", None)
-        if callable(activation) and (
-            _targets.function_name(activation) not in _targets.LINEAR
-        ):
-            chosen.append((path, layer))
-    return chosen
+    return [
+        found
+        for found in _registry.activations(model)
+        if found.layer is not final and found.entry.dead is not None
+    ]
 
 
-def _alive_function(model, layers, per_channel):
-    def build():
-        def fn(x):
+def _alive_function(model, layout, counted, per_channel):
+    layers = [found.layer for found in counted]
+    rules = [found.entry.dead for found in counted]
+
+    def build(model):
+        def fn(xs):
             store = {}
             with _layers.recording(layers, store):
-                model(x, training=False)
+                model(layout.to_model(xs), training=False)
             alive = []
-            for i in range(len(layers)):
+            for i, rule in enumerate(rules):
                 out = store[i]
-                axes = list(range(0, out.shape.rank - 1)) if per_channel else [0]
-                alive.append(tf.reduce_any(out > 0, axis=axes))
+                rank = len(out.shape)
+                if per_channel:
+                    channel = 1 if layout.channels_first and rank > 2 else rank - 1
+                    axes = [a for a in range(rank) if a != channel]
+                else:
+                    axes = [0]
+                fires = out > 0 if rule == "positive" else out != 0
+                alive.append(keras.ops.any(fires, axis=axes))
             return alive
 
         return fn
 
-    return _targets.compiled(model, ("alive", per_channel, *map(id, layers)), build)
+    key = ("alive", layout, per_channel, *map(id, layers))
+    return _tf.compiled(model, key, build)
 
 
-def dead_units(model, inputs, *, per="channel", batch_size=64):
+def dead_units(model, inputs, *, per="channel", batch_size=64, progress=False):
     """The fraction of units of each activation layer never active on
     `inputs`.
 
     A unit is active when its output is positive (for ReLU-like
-    activations: when it is in its identity part). With `per="channel"`
-    a unit is a channel, alive if it fires at any position of any input;
-    with `per="neuron"` it is a single output element (channel and
-    position).
+    activations: when it is in its identity part; for the shrink functions,
+    when it is not zero). With `per="channel"` a unit is a channel, alive if
+    it fires at any position of any input; with `per="neuron"` it is a
+    single output element (channel and position). Activations whose output
+    is always positive (sigmoid, softplus, softmax, ...) cannot die and are
+    left out; which activations count, and how, is `_registry`'s.
 
     Args:
-        model: A built Keras 3 model.
-        inputs: A batch, channels last.
+        model: A Keras 3 model.
+        inputs: As in `saliency`: an array, a list or dict of them, or a
+            `tf.data.Dataset`.
         per: `"channel"` or `"neuron"`. Defaults to `"channel"`.
         batch_size: Samples per pass. Defaults to 64.
+        progress: Show a progress bar. Defaults to `False`.
 
     Returns:
         dict from layer path to the fraction of dead units, a float in
         [0, 1], for every activation layer and every layer with a nonlinear
-        `activation` except the model's final layer.
+        `activation`, except the model's final layer.
 
     Cost: one forward pass per input.
     """
-    _layers.check_model(model)
-    if per not in ("channel", "neuron"):
-        raise ValueError(f'`per` must be "channel" or "neuron". Received: per={per!r}')
-    batch_size = _targets.check_positive_int(batch_size, "batch_size")
-    x = _targets.as_batch(model, inputs)
-    found = _activation_layers(model)
-    if not found:
+    per = _args.check_choice(per, "per", ("channel", "neuron"))
+    batch_size = _args.check_positive_int(batch_size, "batch_size")
+    progress = _args.check_bool(progress, "progress")
+    data = _inputs.read(model, inputs)
+    counted = _counted_layers(model)
+    if not counted:
         raise ValueError(
             "`model` has no activation layer to inspect. "
             f"Received: model={model.name!r}"
         )
-    fn = _alive_function(model, [layer for _, layer in found], per == "channel")
-    alive = None
-    for part in _targets.chunks(len(x), batch_size):
-        now = [np.asarray(a) for a in fn(x[part])]
-        alive = (
-            now if alive is None else [a | b for a, b in zip(alive, now, strict=True)]
-        )
+    fn = _alive_function(model, data.layout, counted, per == "channel")
+    # OR over the batches, as a running reduction: only one batch's flags
+    # are held at a time.
+    alive = [None] * len(counted)
+
+    def compute(_, xs):
+        for i, now in enumerate(fn(xs)):
+            now = np.asarray(_tf.to_numpy(now))
+            alive[i] = now if alive[i] is None else alive[i] | now
+        return []
+
+    _inputs.collect(data, batch_size, compute, progress)
     return {
-        path: float(1 - a.mean()) for (path, _), a in zip(found, alive, strict=True)
+        found.path: float(1 - a.mean()) for found, a in zip(counted, alive, strict=True)
     }

@@ -1,42 +1,41 @@
 """What a layer has learned: its kernels, its feature maps, and the inputs
 that excite it most."""
 
-import numbers
-
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_aprelu.viz import _args
+from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _layers
-from keras_aprelu.viz import _targets
+from keras_aprelu.viz import _scores
+from keras_aprelu.viz import _tf
 
 __all__ = ["activation_maximization", "feature_maps", "filters"]
 
-_KERNEL_TYPES = (
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.DepthwiseConv1D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-)
+
+def _kernel_of(layer):
+    """(kernel, depthwise) of a conv layer: the kernel it slides over its
+    input (a separable conv's depthwise one), and whether it is applied per
+    input channel; None for a layer without one."""
+    kernel = getattr(layer, "depthwise_kernel", None)
+    if kernel is None:
+        kernel = getattr(layer, "kernel", None)
+    if kernel is None or len(kernel.shape) < 3:
+        return None
+    return kernel, hasattr(layer, "depth_multiplier")
 
 
 def _conv_layer(model, layer):
     if layer is None:
         for path, found in _layers.walk(model):
-            if isinstance(found, _KERNEL_TYPES):
+            if _kernel_of(found) is not None:
                 return path, found
         raise ValueError(
             "`model` has no convolution layer whose kernels could be drawn. "
             f"Received: model={model.name!r}"
         )
     path, found = _layers.find_layer(model, layer)
-    if not isinstance(found, _KERNEL_TYPES):
+    if _kernel_of(found) is None:
         raise ValueError(
             "`layer` must be a convolution layer (Conv, DepthwiseConv, "
             f"SeparableConv or Conv*Transpose). Received: layer={path!r} "
@@ -62,116 +61,108 @@ def filters(model, layer=None):
     """
     _layers.check_model(model)
     _, found = _conv_layer(model, layer)
-    separable = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
-    kernel = found.depthwise_kernel if isinstance(found, separable) else found.kernel
+    kernel, depthwise = _kernel_of(found)
     kernel = np.asarray(keras.ops.convert_to_numpy(kernel), "float32")
-    if isinstance(
-        found,
-        (
-            keras.layers.DepthwiseConv1D,
-            keras.layers.DepthwiseConv2D,
-            keras.layers.SeparableConv1D,
-            keras.layers.SeparableConv2D,
-        ),
-    ):
+    if depthwise:
         kernel = kernel.reshape(*kernel.shape[:-2], 1, -1)
     return np.moveaxis(kernel, -1, 0).copy()
 
 
-def _feature_function(model, layer, path):
-    def build():
-        def fn(x):
+def _feature_function(model, layout, layer, path):
+    def build(model):
+        def fn(xs):
             store = {}
             with _layers.recording([layer], store):
-                model(x, training=False)
+                model(layout.to_model(xs), training=False)
             if 0 not in store:
                 raise ValueError(
                     f"`layer` {path!r} was not called when the model ran. "
                     f"Received: layer={path!r}"
                 )
-            return tf.cast(store[0], "float32")
+            return [keras.ops.cast(store[0], "float32")]
 
         return fn
 
-    return _targets.compiled(model, ("features", id(layer)), build)
+    return _tf.compiled(model, ("features", layout, id(layer)), build)
 
 
-def feature_maps(model, inputs, layer, *, batch_size=64):
+def feature_maps(model, inputs, layer, *, batch_size=64, progress=False):
     """The outputs of `layer` for a batch.
 
     Args:
-        model: A built Keras 3 model.
-        inputs: A batch, channels last.
+        model: A Keras 3 model.
+        inputs: As in `saliency`: an array, a list or dict of them, or a
+            `tf.data.Dataset`.
         layer: A layer name, path or Layer.
         batch_size: Samples per pass. Defaults to 64.
+        progress: Show a progress bar. Defaults to `False`.
 
     Returns:
-        float32 array, the layer's output, shape `(batch, *spatial,
-        channels)` for a conv layer.
+        float32 array, the layer's output as the layer gives it: shape
+        `(batch, *spatial, channels)` for a channels-last conv layer.
 
     Cost: one forward pass per input.
     """
-    _layers.check_model(model)
-    batch_size = _targets.check_positive_int(batch_size, "batch_size")
-    x = _targets.as_batch(model, inputs)
+    batch_size = _args.check_positive_int(batch_size, "batch_size")
+    progress = _args.check_bool(progress, "progress")
+    data = _inputs.read(model, inputs)
     path, found = _layers.find_layer(model, layer)
-    fn = _feature_function(model, found, path)
-    return np.concatenate(
-        [np.asarray(fn(x[part])) for part in _targets.chunks(len(x), batch_size)]
-    )
+    fn = _feature_function(model, data.layout, found, path)
+    (maps,) = _inputs.collect(data, batch_size, lambda _, xs: fn(xs), progress)
+    return maps
 
 
-def _max_function(model, layer, path, logits, steps, jitter, l2, tv, rate, low, high):
-    def build():
+def _max_function(model, layer, logits, steps, jitter, l2, tv, rate, low, high):
+    def build(model):
         def objective(x, index):
             store = {}
-            with _targets.logits_of(model, logits):
+            with _scores.logits_of(model, logits):
                 with _layers.recording([layer], store):
                     model(x, training=False)
-            out = tf.cast(store[0], "float32")
-            if out.shape.rank > 2:
-                out = tf.reduce_mean(out, axis=list(range(1, out.shape.rank - 1)))
-            return tf.gather(out, index, axis=1, batch_dims=1)
+            out = keras.ops.cast(store[0], "float32")
+            if len(out.shape) > 2:
+                out = keras.ops.mean(out, axis=list(range(1, len(out.shape) - 1)))
+            return keras.ops.take_along_axis(out, index[:, None], axis=1)[:, 0]
 
         def fn(x, index, seed):
-            spatial = x.shape.rank - 2
+            spatial = len(x.shape) - 2
+            axes = list(range(1, 1 + spatial))
+
+            def roll(x, shifts):
+                for axis, shift in zip(axes, shifts, strict=False):
+                    x = keras.ops.roll(x, shift, axis=axis)
+                return x
 
             def step(i, x):
-                shifts = tf.random.stateless_uniform(
-                    [max(spatial, 1)],
-                    tf.stack([seed, i]),
-                    -jitter,
-                    jitter + 1,
-                    dtype=tf.int32,
+                shifts = _tf.stateless_randint(
+                    max(spatial, 1), keras.ops.stack([seed, i]), -jitter, jitter + 1
                 )
-                axes = list(range(1, 1 + spatial))
-                moved = tf.roll(x, shifts[: len(axes)], axes) if axes else x
-                with tf.GradientTape() as tape:
+                shifts = [shifts[a] for a in range(spatial)]
+                moved = roll(x, shifts)
+                with _tf.GradientTape() as tape:
                     tape.watch(moved)
-                    value = objective(moved, index)
-                    loss = tf.reduce_sum(value)
-                    penalty = l2 * tf.reduce_mean(moved**2)
+                    loss = keras.ops.sum(objective(moved, index))
+                    penalty = l2 * keras.ops.mean(moved**2)
                     if tv and spatial:
                         penalty += tv * sum(
-                            tf.reduce_sum(
-                                tf.abs(tf.experimental.numpy.diff(moved, axis=a))
-                            )
+                            keras.ops.sum(keras.ops.abs(keras.ops.diff(moved, axis=a)))
                             for a in axes
                         )
                     total = loss - penalty
                 grad = tape.gradient(total, moved)
-                grad = grad / (tf.sqrt(tf.reduce_mean(grad**2)) + 1e-8)
-                moved = tf.clip_by_value(moved + rate * grad, low, high)
-                x = tf.roll(moved, -shifts[: len(axes)], axes) if axes else moved
-                return i + 1, x
+                grad = grad / (keras.ops.sqrt(keras.ops.mean(grad**2)) + 1e-8)
+                moved = keras.ops.clip(moved + rate * grad, low, high)
+                return i + 1, roll(moved, [-s for s in shifts])
 
-            _, x = tf.while_loop(lambda i, x: i < steps, step, [tf.constant(0), x])
+            _, x = keras.ops.while_loop(
+                lambda i, x: i < steps, step, (keras.ops.convert_to_tensor(0), x)
+            )
             return x, objective(x, index)
 
         return fn
 
     key = ("maximize", id(layer), logits, steps, jitter, l2, tv, rate, low, high)
-    return _targets.compiled(model, key, build)
+    return _tf.compiled(model, key, build)
 
 
 def activation_maximization(
@@ -247,57 +238,38 @@ def activation_maximization(
             f"`index` must lie in [0, {channels - 1}] for the {channels} "
             f"channels of layer {path!r}. Received: index={index!r}"
         )
-    steps = _targets.check_positive_int(steps, "steps")
+    steps = _args.check_positive_int(steps, "steps")
     if input_shape is None:
-        input_shape = _targets._input_shape(model)
-        input_shape = None if input_shape is None else input_shape[1:]
+        known = _inputs.model_input_shapes(model)
+        input_shape = known[0][1:] if len(known) == 1 else None
     if input_shape is None or any(d is None for d in input_shape):
         raise ValueError(
             "`input_shape` must be given when the model's input shape is not "
             f"fully known. Received: input_shape={input_shape}"
         )
-    low, high = (float(v) for v in value_range)
+    low, high = (_args.check_number(v, "value_range") for v in value_range)
     if not low < high:
         raise ValueError(
             "`value_range` must be (low, high) with low < high. "
             f"Received: value_range={value_range!r}"
         )
-    for name, value in (
-        ("learning_rate", learning_rate),
-        ("l2", l2),
-        ("total_variation", total_variation),
-    ):
-        if not isinstance(value, numbers.Real) or value < 0:
-            raise ValueError(
-                f"`{name}` must be a number >= 0. Received: {name}={value!r}"
-            )
-    if (
-        isinstance(jitter, bool)
-        or not isinstance(jitter, numbers.Integral)
-        or jitter < 0
-    ):
-        raise ValueError(f"`jitter` must be an int >= 0. Received: jitter={jitter!r}")
+    rate = _args.check_number(learning_rate, "learning_rate", 0)
+    l2 = _args.check_number(l2, "l2", 0)
+    total_variation = _args.check_number(total_variation, "total_variation", 0)
+    jitter = _args.check_int(jitter, "jitter", 0)
+    logits = _args.check_bool(logits, "logits")
+    seed = _args.check_int(seed, "seed", 0)
     span = high - low
     start = (
         np.random.default_rng(seed)
         .normal((low + high) / 2, 0.01 * span, size=(len(indices), *input_shape))
         .astype("float32")
     )
-    _layers.find_final_layer(model, start[:1])
+    _layers.inspect(model, start[:1])
     fn = _max_function(
-        model,
-        found,
-        path,
-        bool(logits),
-        steps,
-        int(jitter),
-        float(l2),
-        float(total_variation),
-        float(learning_rate) * span,
-        low,
-        high,
+        model, found, logits, steps, jitter, l2, total_variation, rate * span, low, high
     )
-    images, scores = fn(start, indices.astype("int32"), tf.constant(seed, tf.int32))
+    images, scores = fn(start, indices.astype("int32"), np.int32(seed))
     images = np.asarray(images, "float32")
     if return_scores:
         return images, np.asarray(scores, "float32")

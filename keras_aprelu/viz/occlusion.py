@@ -1,38 +1,16 @@
 """Occlusion sensitivity (Zeiler and Fergus, 2014)."""
 
 import itertools
-import numbers
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_aprelu.viz import _layers
-from keras_aprelu.viz import _targets
+from keras_aprelu.viz import _args
+from keras_aprelu.viz import _inputs
+from keras_aprelu.viz import _scores
+from keras_aprelu.viz import _tf
 
 __all__ = ["occlusion"]
-
-
-def _per_axis(value, name, spatial, default=None):
-    if value is None:
-        value = default
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (int(value),) * len(spatial)
-    value = tuple(value) if isinstance(value, (tuple, list)) else None
-    ok = (
-        value is not None
-        and len(value) == len(spatial)
-        and all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
-            for v in value
-        )
-    )
-    if not ok:
-        raise ValueError(
-            f"`{name}` must be a positive int or one per spatial axis "
-            f"{tuple(spatial)}. Received: {name}={value!r}"
-        )
-    return tuple(int(v) for v in value)
 
 
 def patch_starts(size, patch, stride):
@@ -43,55 +21,83 @@ def patch_starts(size, patch, stride):
     return starts
 
 
-def occlusion_masks(spatial, patch_size, stride):
-    """One boolean mask per patch position, shape (positions, *spatial)."""
+def patch_corners(spatial, patch_size, stride):
+    """The corner of every patch position, int32 of shape (positions, axes),
+    in row-major order."""
     axes = [
         patch_starts(size, patch, step)
         for size, patch, step in zip(spatial, patch_size, stride, strict=True)
     ]
-    masks = np.zeros((np.prod([len(a) for a in axes]), *spatial), bool)
-    for index, corner in enumerate(itertools.product(*axes)):
-        masks[
-            (index, *(slice(c, c + p) for c, p in zip(corner, patch_size, strict=True)))
-        ] = True
-    return masks
+    return np.array(list(itertools.product(*axes)), "int32").reshape(-1, len(axes))
 
 
-def _occlusion_functions(model, logits, score_fn, rank):
-    """The clean pass of a chunk of inputs, and one pass of occluded pairs."""
+def _occlusion_functions(model, layout, index, patch_size, logits, targets):
+    """The clean pass of a chunk of inputs, and one pass of occluded pairs
+    of input `index`."""
+    score_fn = targets.score_fn
 
-    def build_clean():
-        def fn(x, targets):
+    def build_clean(model):
+        def fn(xs, targets):
             # -> the clean scores (k,) and the classes they are taken of.
-            with _targets.logits_of(model, logits):
-                clean = model(x, training=False)
-                targets = _targets.chosen_targets(clean, targets)
-                return _targets.score(clean, targets, score_fn), targets
+            with _scores.logits_of(model, logits):
+                clean = model(layout.to_model(xs), training=False)
+                targets = _scores.chosen_targets(clean, targets)
+                return _scores.score(clean, targets, score_fn), targets
 
         return fn
 
-    def build_pairs():
-        def fn(x, baseline, masks, targets, start, stop):
-            # Pairs start..stop-1 of (input, position), input-major, each
-            # input occluded by one mask -> their scores (stop - start,).
-            pair = tf.range(start, stop)
-            count = tf.shape(masks)[0]
+    def build_pairs(model):
+        def fn(xs, baseline, corners, targets, start, stop):
+            # Pairs start..stop-1 of (sample, position), sample-major, each
+            # sample occluded by one patch -> their scores (stop - start,).
+            # The patch masks are made here, pass by pass, so that memory
+            # stays at one pass whatever the number of positions.
+            pair = keras.ops.arange(start, stop)
+            count = keras.ops.shape(corners)[0]
             which, where = pair // count, pair % count
-            m = tf.cast(tf.gather(masks, where), x.dtype)
-            if rank >= 3:
-                m = m[..., None]
-            occluded = tf.gather(x, which) * (1 - m) + tf.gather(baseline, which) * m
-            with _targets.logits_of(model, logits):
-                outputs = model(occluded, training=False)
-                return _targets.score(outputs, tf.gather(targets, which), score_fn)
+            corner = keras.ops.take(corners, where, axis=0)
+            x = xs[index]
+            axes = layout.spatial_axes(index)
+            mask = None
+            for a, axis in enumerate(axes):
+                iota = keras.ops.arange(keras.ops.shape(x)[axis], dtype="int32")
+                low = corner[:, a : a + 1]
+                inside = (iota[None] >= low) & (iota[None] < low + patch_size[a])
+                shape = [-1] + [1] * len(axes)
+                shape[1 + a] = keras.ops.shape(x)[axis]
+                inside = keras.ops.reshape(inside, shape)
+                mask = inside if mask is None else mask & inside
+            mask = layout.broadcast_spatial(index, keras.ops.cast(mask, x.dtype))
+            batch = [keras.ops.take(v, which, axis=0) for v in xs]
+            batch[index] = (
+                batch[index] * (1 - mask)
+                + keras.ops.take(baseline, which, axis=0) * mask
+            )
+            with _scores.logits_of(model, logits):
+                outputs = model(layout.to_model(batch), training=False)
+                return _scores.score(
+                    outputs, keras.ops.take(targets, which, axis=0), score_fn
+                )
 
         return fn
 
-    key = (logits, score_fn, rank)
+    key = (layout, logits, targets.key)
     return (
-        _targets.compiled(model, ("occlusion clean", *key), build_clean),
-        _targets.compiled(model, ("occlusion pairs", *key), build_pairs),
+        _tf.compiled(model, ("occlusion clean", *key), build_clean),
+        _tf.compiled(model, ("occlusion pairs", index, patch_size, *key), build_pairs),
     )
+
+
+def _heat(drops, corners, patch_size, spatial):
+    """Each position's mean drop over the patches that cover it (0 where
+    none does), accumulated patch by patch: memory stays at the maps."""
+    heat = np.zeros((len(drops), *spatial), "float32")
+    covered = np.zeros(spatial, "float32")
+    for p, corner in enumerate(corners):
+        window = tuple(slice(c, c + s) for c, s in zip(corner, patch_size, strict=True))
+        heat[(slice(None), *window)] += drops[:, p].reshape((-1,) + (1,) * len(spatial))
+        covered[window] += 1
+    return heat / np.maximum(covered, 1)
 
 
 def occlusion(
@@ -112,11 +118,15 @@ def occlusion(
 
     Every patch position replaces a `patch_size` window of the input (all
     channels) with `baseline` and measures the drop of the score,
-    `F(x) - F(x occluded)`. Each pixel gets the mean drop over the patches
-    that cover it. Positions start every `stride` along each spatial axis,
-    and one more is added where needed so that the last patch reaches the
-    edge. With `stride <= patch_size` every pixel is covered; pixels that no
-    patch covers (a larger stride) get 0.
+    `F(x) - F(x occluded)`. Each position gets the mean drop over the
+    patches that cover it. Patches start every `stride` along each spatial
+    axis, and one more is added where needed so that the last patch reaches
+    the edge. With `stride <= patch_size` every position is covered;
+    positions that no patch covers (a larger stride) get 0. With several
+    inputs, each is occluded in turn while the others stay whole.
+
+    It needs no gradient and does not depend on the sign of any layer's
+    features.
 
     Args:
         model, inputs, target, logits, normalize, batch_size, progress: As
@@ -124,63 +134,76 @@ def occlusion(
         patch_size: An int, or one int per spatial axis. Defaults to 4.
         stride: Like `patch_size`; defaults to `patch_size` (no overlap).
         baseline: The value of hidden pixels: a number, or an array of the
-            shape of one input or of the batch. Defaults to 0.0.
+            shape of one input or of the batch; for several inputs, also a
+            list or dict with one of those per input. Defaults to 0.0.
 
     Returns:
-        float32 array of shape `(batch, *spatial)`. With `normalize=False`
-        it is positive where hiding the pixel lowers the score and negative
-        where it raises it; `normalize=True` shows the magnitude,
-        `|map| / max|map|`.
+        As `saliency`. With `normalize=False` a map is positive where hiding
+        the position lowers the score and negative where it raises it;
+        `normalize=True` shows the magnitude, `|map| / max|map|`.
 
     Cost: one forward pass per input and patch position, plus one. The
-    occluded copies of up to `batch_size` inputs stream through passes of
-    exactly `batch_size` samples.
+    occluded copies stream through passes of exactly `batch_size` samples,
+    and memory stays at `batch_size` inputs, whatever the number of
+    positions.
     """
-    _layers.check_model(model)
-    logits = _targets.check_bool(logits, "logits")
-    batch_size = _targets.check_positive_int(batch_size, "batch_size")
-    x = _targets.as_batch(model, inputs)
-    spatial_axes = _targets.feature_axes(x.ndim)
-    spatial = tuple(x.shape[a] for a in spatial_axes)
-    patch_size = _per_axis(patch_size, "patch_size", spatial)
-    if any(p > s for p, s in zip(patch_size, spatial, strict=True)):
-        raise ValueError(
-            f"`patch_size` must fit in the inputs' spatial size {spatial}. "
-            f"Received: patch_size={patch_size}"
-        )
-    stride = _per_axis(stride, "stride", spatial, default=patch_size)
-    base = _targets.baseline_for(baseline, x)
-    targets, score_fn = _targets.targets_for(
-        target, len(x), _targets.num_classes(model)
-    )
-    masks = occlusion_masks(spatial, patch_size, stride)
-    clean_fn, pairs_fn = _occlusion_functions(model, logits, score_fn, x.ndim)
-    positions = len(masks)
-    masks_tensor = tf.constant(masks)
-    # Every (input, position) pair of a chunk of inputs streams through
-    # passes of exactly `batch_size` occluded samples (the last one fewer),
-    # so no pass runs half empty whatever the number of positions.
-    bar = keras.utils.Progbar(len(x), unit_name="sample") if progress else None
-    drops = []
-    for first in range(0, len(x), batch_size):
-        part = slice(first, min(len(x), first + batch_size))
-        xs, bs = tf.constant(x[part]), tf.constant(base[part])
-        clean, chosen = clean_fn(xs, tf.constant(targets[part]))
-        total = len(x[part]) * positions
-        scores = []
-        for start in range(0, total, batch_size):
-            stop = min(total, start + batch_size)
-            scores.append(
-                pairs_fn(
-                    xs, bs, masks_tensor, chosen, tf.constant(start), tf.constant(stop)
-                ).numpy()
+    logits = _args.check_bool(logits, "logits")
+    normalize = _args.check_bool(normalize, "normalize")
+    progress = _args.check_bool(progress, "progress")
+    batch_size = _args.check_positive_int(batch_size, "batch_size")
+    data = _inputs.read(model, inputs)
+    layout = data.layout
+    targets = _inputs.Targets(target, data.count, _inputs.num_classes(model))
+    plans = None
+
+    def plan(xs):
+        """Per input: (spatial size, patch size, corners), checked once."""
+        plans = []
+        for i, x in enumerate(xs):
+            spatial = layout.spatial_shape(i, x.shape)
+            patch = _args.per_axis(patch_size, "patch_size", spatial)
+            if any(p > s for p, s in zip(patch, spatial, strict=True)):
+                raise ValueError(
+                    f"`patch_size` must fit in the inputs' spatial size {spatial}. "
+                    f"Received: patch_size={patch_size!r}"
+                )
+            step = _args.per_axis(
+                patch if stride is None else stride, "stride", spatial
             )
-            if bar is not None:
-                bar.update(first + stop // positions)
-        scores = np.concatenate(scores).reshape(-1, positions)
-        drops.append(clean.numpy()[:, None] - scores)
-    drops = np.concatenate(drops)
-    flat = masks.reshape(positions, -1).astype("float32")
-    covered = flat.sum(axis=0)
-    heat = (drops @ flat) / np.maximum(covered, 1)  # uncovered pixels: 0
-    return _targets.finish(heat.reshape((len(x), *spatial)), normalize)
+            plans.append((spatial, patch, patch_corners(spatial, patch, step)))
+        return plans
+
+    def compute(start, xs):
+        nonlocal plans
+        plans = plans or plan(xs)
+        bases = _inputs.baselines(baseline, layout, xs, start)
+        chosen = targets.slice(start, start + len(xs[0]))
+        results = []
+        for i, (spatial, patch, corners) in enumerate(plans):
+            clean_fn, pairs_fn = _occlusion_functions(
+                model, layout, i, patch, logits, targets
+            )
+            clean, chosen_now = clean_fn(xs, chosen)
+            total = len(xs[0]) * len(corners)
+            scores = [
+                _tf.to_numpy(
+                    pairs_fn(
+                        xs,
+                        bases[i],
+                        corners,
+                        chosen_now,
+                        np.int32(first),
+                        np.int32(min(total, first + batch_size)),
+                    )
+                )
+                for first in range(0, total, batch_size)
+            ]
+            drops = _tf.to_numpy(clean)[:, None] - np.concatenate(scores).reshape(
+                -1, len(corners)
+            )
+            results.append(_heat(drops, corners, patch, spatial))
+        return results
+
+    maps = _inputs.collect(data, batch_size, compute, progress)
+    targets.check_count(data.count)
+    return layout.pack([_inputs.finish(m, normalize) for m in maps])

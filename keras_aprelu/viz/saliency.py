@@ -1,78 +1,89 @@
 """Gradient saliency: vanilla, guided backprop, deconvnet, SmoothGrad, and
 integrated gradients."""
 
-import numbers
-
+import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_aprelu.viz import _layers
+from keras_aprelu.viz import _args
+from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _rules
-from keras_aprelu.viz import _targets
+from keras_aprelu.viz import _scores
+from keras_aprelu.viz import _tf
 
 __all__ = ["integrated_gradients", "saliency"]
 
 
-def _input_gradients(model, x, targets, *, score_fn, modifier, logits, skip):
-    """d score / d x for a batch, under the rules of `modifier`."""
-    with _targets.logits_of(model, logits), _rules.applied(model, modifier, skip=skip):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            outputs = model(x, training=False)
-            scores = _targets.score(outputs, targets, score_fn)
-        return tape.gradient(scores, x), outputs, scores
+def input_gradients(model, layout, xs, targets, *, score_fn, modifier, logits):
+    """d score / d x for a batch (one gradient per input), under the rules of
+    `modifier`; also returns the scores."""
+    skip = _scores.final_squasher(model) if logits else ()
+    with _scores.logits_of(model, logits), _rules.applied(model, modifier, skip=skip):
+        with _tf.GradientTape() as tape:
+            tape.watch(xs)
+            outputs = model(layout.to_model(xs), training=False)
+            scores = _scores.score(outputs, targets, score_fn)
+        return tape.gradient(scores, xs), scores
 
 
-def _saliency_function(model, modifier, logits, score_fn, samples):
-    skip = _targets.final_squasher(model) if logits else ()
+def _noisy_copies(layout, xs, sigmas, seeds, samples):
+    """`samples` noisy copies of each input, copies of a sample adjacent.
 
-    def build():
-        def plain(x, targets):
-            grads, _, _ = _input_gradients(
+    Sample s of input i gets the noise of the seed pair (seed, s * n + i),
+    n inputs, however the batch is chunked.
+    """
+    copies = []
+    for i, (x, sigma) in enumerate(zip(xs, sigmas, strict=True)):
+        shape = (samples, *keras.ops.shape(x)[1:])
+        pair = keras.ops.stack([seeds[:, 0], seeds[:, 1] * len(xs) + i], axis=1)
+        noise = _tf.map_fn(
+            lambda seed, shape=shape: _tf.stateless_normal(shape, seed), pair
+        )
+        sigma = keras.ops.reshape(sigma, [-1, 1] + [1] * (layout.ranks[i] - 1))
+        noisy = x[:, None] + sigma * noise
+        copies.append(keras.ops.reshape(noisy, [-1, *keras.ops.shape(x)[1:]]))
+    return copies
+
+
+def _saliency_function(model, layout, modifier, logits, targets, samples):
+    score_fn = targets.score_fn
+
+    def build(model):
+        def maps_of(xs, targets):
+            grads, _ = input_gradients(
                 model,
-                x,
+                layout,
+                xs,
                 targets,
                 score_fn=score_fn,
                 modifier=modifier,
                 logits=logits,
-                skip=skip,
             )
-            return _targets.reduce_channels(grads, "max_abs")
+            return [
+                layout.reduce_channels(i, g, "max_abs") for i, g in enumerate(grads)
+            ]
 
-        def smooth(x, targets, sigma, seeds):
-            # The target is the class predicted for the clean input, so every
-            # noisy copy is scored for the same class.
-            with _targets.logits_of(model, logits):
-                targets = _targets.chosen_targets(model(x, training=False), targets)
-            # One seed per input, so that the noise does not depend on how
-            # the batch is chunked.
-            noise = tf.map_fn(
-                lambda seed: tf.random.stateless_normal(
-                    tf.concat([[samples], tf.shape(x)[1:]], axis=0), seed
-                ),
-                seeds,
-                fn_output_signature=tf.float32,
-            )
-            sigma = tf.reshape(sigma, [-1, 1] + [1] * (x.shape.rank - 1))
-            copies = x[:, None] + sigma * noise
-            copies = tf.reshape(copies, tf.concat([[-1], tf.shape(x)[1:]], axis=0))
-            grads, _, _ = _input_gradients(
-                model,
-                copies,
-                tf.repeat(targets, samples),
-                score_fn=score_fn,
-                modifier=modifier,
-                logits=logits,
-                skip=skip,
-            )
-            maps = _targets.reduce_channels(grads, "max_abs")
-            shape = tf.concat([[-1, samples], tf.shape(maps)[1:]], axis=0)
-            return tf.reduce_mean(tf.reshape(maps, shape), axis=1)
+        def plain(xs, targets):
+            return maps_of(xs, targets)
+
+        def smooth(xs, targets, sigmas, seeds):
+            # Every noisy copy is scored for the class predicted for the
+            # clean input.
+            with _scores.logits_of(model, logits):
+                clean = model(layout.to_model(xs), training=False)
+                targets = _scores.chosen_targets(clean, targets)
+            copies = _noisy_copies(layout, xs, sigmas, seeds, samples)
+            maps = maps_of(copies, keras.ops.repeat(targets, samples))
+            return [
+                keras.ops.mean(
+                    keras.ops.reshape(m, [-1, samples, *keras.ops.shape(m)[1:]]), 1
+                )
+                for m in maps
+            ]
 
         return smooth if samples else plain
 
-    key = ("saliency", modifier, logits, score_fn, samples)
-    return _targets.compiled(model, key, build)
+    key = ("saliency", layout, modifier, logits, targets.key, samples)
+    return _tf.compiled(model, key, build)
 
 
 def saliency(
@@ -93,34 +104,43 @@ def saliency(
     deconvnet-style or smoothed (SmoothGrad).
 
     The map of an input is the gradient of its score with respect to the
-    input pixels, reduced over the channel axis by the maximum absolute
-    value, as in the paper.
+    input, reduced over the channel axis by the maximum absolute value, as
+    in the paper.
 
     - `modifier="guided"` (Springenberg et al., 2015): every activation
       passes back only the positive part of the gradient it receives,
-      multiplied by its own derivative: `f'(x) * relu(dy)`. Unlike the
-      peers, this holds for ReLU, LeakyReLU, `keras.layers.PReLU` and the
-      PReLU, RReLU (fixed inference slope), APReLU (slopes held constant) and
-      Maxout layers of keras_aprelu.
+      multiplied by its own derivative: `f'(x) * relu(dy)`. This holds for
+      every activation the registry gives a rule: ReLU (and ReLU6, as a
+      layer, an `Activation` or any layer's `activation`), LeakyReLU,
+      `keras.layers.PReLU`, and the PReLU, RReLU (fixed inference slope),
+      APReLU (slopes held constant) and Maxout layers of keras_aprelu.
     - `modifier="deconvnet"` (Zeiler and Fergus, 2014): every activation
       passes back `relu(dy)` whatever its input; Maxout routes it to the
       channel that won the max.
 
-    A nonlinearity with no rule (ELU, tanh, ...) keeps its plain gradient
-    and triggers a `UserWarning` that names it.
+    A nonlinearity with no rule (ELU, swish, tanh, ...) keeps its plain
+    gradient, and one `UserWarning` names them.
 
     SmoothGrad (Smilkov et al., 2017) averages the maps of `smooth_samples`
     noisy copies of each input, with Gaussian noise of standard deviation
     `smooth_noise * (max(x) - min(x))`, per input. Every copy is scored for
     the class predicted for the clean input.
 
+    The map does not depend on the sign of any layer's features.
+
     Args:
-        model: A built Keras 3 model with one input: Functional, Sequential,
-            nested or subclassed.
-        inputs: A batch, NumPy array or tensor, channels last.
+        model: A Keras 3 model: Functional, Sequential, nested or
+            subclassed (one that was never called is built on the inputs,
+            as `predict` would).
+        inputs: What `model.predict` takes: an array or tensor, batch first
+            (channels first or last, as the model's layers say); a list or
+            dict of them for a model with several inputs; or a
+            `tf.data.Dataset` of batches (optionally `(x, y)` pairs),
+            streamed. NaN and Inf are refused.
         target: `None` (the predicted class), an int (one class for every
             input), a sequence of ints (one per input), or a callable
-            `score(outputs) -> (batch,)` for any other objective.
+            `score(outputs) -> (batch,)` for any other objective (a new
+            lambda with the same code reuses the compiled function).
         modifier: `None`, `"guided"` or `"deconvnet"`.
         smooth_samples: Noisy copies per input for SmoothGrad; 0 turns it
             off. Defaults to 0.
@@ -140,87 +160,90 @@ def saliency(
         progress: Show a progress bar. Defaults to `False`.
 
     Returns:
-        float32 array of shape `(batch, *spatial)`; rank-2 inputs keep
-        their shape.
+        float32 array of shape `(batch, *spatial)`: the input's shape
+        without its channel axis (a `(batch, features)` input keeps its
+        shape). For a model with several inputs, a list (or dict, as the
+        inputs were given) with one such map per input.
 
     Cost: one forward and one backward pass per input, times
     `smooth_samples` (plus one forward) with SmoothGrad.
     """
-    _check_common(model)
     modifier = _rules.check_modifier(modifier)
-    samples = _check_count(smooth_samples, "smooth_samples")
-    if not isinstance(smooth_noise, numbers.Real) or not smooth_noise >= 0:
-        raise ValueError(
-            "`smooth_noise` must be a number >= 0. "
-            f"Received: smooth_noise={smooth_noise!r}"
-        )
-    logits = _targets.check_bool(logits, "logits")
-    batch_size = _targets.check_positive_int(batch_size, "batch_size")
-    x = _targets.as_batch(model, inputs)
-    targets, score_fn = _targets.targets_for(
-        target, len(x), _targets.num_classes(model)
-    )
-    _rules.warn_unruled(
-        model, modifier, skip=_targets.final_squasher(model) if logits else ()
-    )
-    fn = _saliency_function(model, modifier, logits, score_fn, samples)
+    samples = _args.check_int(smooth_samples, "smooth_samples", 0)
+    smooth_noise = _args.check_number(smooth_noise, "smooth_noise", 0)
+    logits = _args.check_bool(logits, "logits")
+    normalize = _args.check_bool(normalize, "normalize")
+    progress = _args.check_bool(progress, "progress")
+    batch_size = _args.check_positive_int(batch_size, "batch_size")
+    seed = _args.check_int(seed, "seed", 0)
+    data = _inputs.read(model, inputs)
+    targets = _inputs.Targets(target, data.count, _inputs.num_classes(model))
+    skip = _scores.final_squasher(model) if logits else ()
+    _rules.warn_unruled(model, modifier, skip=skip)
+    fn = _saliency_function(model, data.layout, modifier, logits, targets, samples)
+
+    def compute(start, xs):
+        chosen = targets.slice(start, start + len(xs[0]))
+        if not samples:
+            return fn(xs, chosen)
+        sigmas = [
+            (smooth_noise * np.ptp(x.reshape(len(x), -1), axis=1)).astype("float32")
+            for x in xs
+        ]
+        index = np.arange(start, start + len(xs[0]))
+        seeds = np.stack([np.full_like(index, seed), index], axis=1).astype("int32")
+        return fn(xs, chosen, sigmas, seeds)
+
     step = max(1, batch_size // samples) if samples else batch_size
-    maps = []
-    for part in _targets.chunks(len(x), step, progress):
-        if samples:
-            span = x[part].reshape(len(x[part]), -1)
-            sigma = smooth_noise * (span.max(axis=1) - span.min(axis=1))
-            index = np.arange(part.start, part.stop)
-            seeds = np.stack([np.full_like(index, seed), index], axis=1)
-            maps.append(
-                fn(
-                    x[part],
-                    targets[part],
-                    sigma.astype("float32"),
-                    seeds.astype("int32"),
-                )
-            )
-        else:
-            maps.append(fn(x[part], targets[part]))
-    return _targets.finish(np.concatenate(maps), normalize)
+    maps = _inputs.collect(data, step, compute, progress)
+    targets.check_count(data.count)
+    return data.layout.pack([_inputs.finish(m, normalize) for m in maps])
 
 
-def _ig_function(model, logits, score_fn, steps):
+def _ig_function(model, layout, logits, targets, steps):
+    score_fn = targets.score_fn
     # Trapezoid rule over steps + 1 points, alpha = 0, 1/steps, ..., 1.
     weights = np.full(steps + 1, 1.0 / steps, "float32")
     weights[[0, -1]] /= 2
 
-    def build():
-        def fn(x, baseline, targets):
-            alphas = tf.reshape(
-                tf.linspace(0.0, 1.0, steps + 1), [1, -1] + [1] * (x.shape.rank - 1)
-            )
-            path = baseline[:, None] + alphas * (x - baseline)[:, None]
-            path = tf.reshape(path, tf.concat([[-1], tf.shape(x)[1:]], axis=0))
-            with _targets.logits_of(model, logits):
-                targets = _targets.chosen_targets(model(x, training=False), targets)
-            grads, _, scores = _input_gradients(
+    def build(model):
+        def fn(xs, baselines, targets):
+            with _scores.logits_of(model, logits):
+                clean = model(layout.to_model(xs), training=False)
+                targets = _scores.chosen_targets(clean, targets)
+            paths = []
+            for x, base in zip(xs, baselines, strict=True):
+                alphas = keras.ops.reshape(
+                    keras.ops.linspace(0.0, 1.0, steps + 1),
+                    [1, -1] + [1] * (len(x.shape) - 1),
+                )
+                path = base[:, None] + alphas * (x - base)[:, None]
+                paths.append(keras.ops.reshape(path, [-1, *keras.ops.shape(x)[1:]]))
+            grads, scores = input_gradients(
                 model,
-                path,
-                tf.repeat(targets, steps + 1),
+                layout,
+                paths,
+                keras.ops.repeat(targets, steps + 1),
                 score_fn=score_fn,
                 modifier=None,
                 logits=logits,
-                skip=(),
             )
-            shape = tf.concat([[-1, steps + 1], tf.shape(x)[1:]], axis=0)
-            grads = tf.reshape(grads, shape)
-            w = tf.reshape(weights, [1, -1] + [1] * (x.shape.rank - 1))
-            attributions = (x - baseline) * tf.reduce_sum(w * grads, axis=1)
-            scores = tf.reshape(scores, [-1, steps + 1])
-            gap = tf.reduce_sum(
-                tf.reshape(attributions, [tf.shape(x)[0], -1]), axis=1
-            ) - (scores[:, -1] - scores[:, 0])
-            return _targets.reduce_channels(attributions, "sum"), gap
+            maps, total = [], 0.0
+            for i, (x, base, g) in enumerate(zip(xs, baselines, grads, strict=True)):
+                g = keras.ops.reshape(g, [-1, steps + 1, *keras.ops.shape(x)[1:]])
+                w = keras.ops.reshape(weights, [1, -1] + [1] * (len(x.shape) - 1))
+                attributions = (x - base) * keras.ops.sum(w * g, axis=1)
+                total = total + keras.ops.sum(
+                    keras.ops.reshape(attributions, [keras.ops.shape(x)[0], -1]), 1
+                )
+                maps.append(layout.reduce_channels(i, attributions, "sum"))
+            scores = keras.ops.reshape(scores, [-1, steps + 1])
+            return [*maps, total - (scores[:, -1] - scores[:, 0])]
 
         return fn
 
-    return _targets.compiled(model, ("ig", logits, score_fn, steps), build)
+    key = ("ig", layout, logits, targets.key, steps)
+    return _tf.compiled(model, key, build)
 
 
 def integrated_gradients(
@@ -243,58 +266,52 @@ def integrated_gradients(
     baseline `x'` to `x`, taken with the trapezoid rule over `steps + 1`
     points (both ends included). By completeness, the attributions of an
     input sum to `F(x) - F(x')` up to the error of the rule; the gap is
-    returned on request, and shrinks as `steps` grows.
+    returned on request, and shrinks as `steps` grows. With several inputs,
+    all move along the path together, and the attributions of all of them
+    sum to the score's change.
 
     The map sums the attributions over the channel axis, so it keeps their
     sign and completeness with `normalize=False`. `normalize=True` shows
     their magnitude, `|map| / max|map|`, the usual display of integrated
-    gradients.
+    gradients. It does not depend on the sign of any layer's features.
 
     Args:
         model, inputs, target, logits, normalize, batch_size, progress: As
             in `saliency`. The predicted class is that of `x`, used along
             the whole path.
         baseline: `x'`: a number, or an array of the shape of one input or
-            of the whole batch. Defaults to 0.0 (a black image).
+            of the whole batch; for several inputs, also a list or dict
+            with one of those per input. Defaults to 0.0 (a black image).
         steps: Intervals of the path. Defaults to 32.
         return_gap: Also return the completeness gap, shape (batch,): the
             sum of the attributions minus `F(x) - F(x')`. Defaults to
             `False`.
 
     Returns:
-        float32 array of shape `(batch, *spatial)`, or `(maps, gap)` with
-        `return_gap=True`.
+        As `saliency`, or `(maps, gap)` with `return_gap=True`.
 
     Cost: `steps + 1` forward and backward passes per input, plus one
     forward; a pass holds `max(1, batch_size // (steps + 1))` inputs.
     """
-    _check_common(model)
-    steps = _targets.check_positive_int(steps, "steps")
-    logits = _targets.check_bool(logits, "logits")
-    return_gap = _targets.check_bool(return_gap, "return_gap")
-    batch_size = _targets.check_positive_int(batch_size, "batch_size")
-    x = _targets.as_batch(model, inputs)
-    base = _targets.baseline_for(baseline, x)
-    targets, score_fn = _targets.targets_for(
-        target, len(x), _targets.num_classes(model)
+    steps = _args.check_positive_int(steps, "steps")
+    logits = _args.check_bool(logits, "logits")
+    normalize = _args.check_bool(normalize, "normalize")
+    return_gap = _args.check_bool(return_gap, "return_gap")
+    progress = _args.check_bool(progress, "progress")
+    batch_size = _args.check_positive_int(batch_size, "batch_size")
+    data = _inputs.read(model, inputs)
+    targets = _inputs.Targets(target, data.count, _inputs.num_classes(model))
+    fn = _ig_function(model, data.layout, logits, targets, steps)
+
+    def compute(start, xs):
+        bases = _inputs.baselines(baseline, data.layout, xs, start)
+        return fn(xs, bases, targets.slice(start, start + len(xs[0])))
+
+    *maps, gaps = _inputs.collect(
+        data, max(1, batch_size // (steps + 1)), compute, progress
     )
-    fn = _ig_function(model, logits, score_fn, steps)
-    maps, gaps = [], []
-    for part in _targets.chunks(len(x), max(1, batch_size // (steps + 1)), progress):
-        m, g = fn(x[part], base[part], targets[part])
-        maps.append(m)
-        gaps.append(g)
-    maps = _targets.finish(np.concatenate(maps), normalize)
+    targets.check_count(data.count)
+    maps = data.layout.pack([_inputs.finish(m, normalize) for m in maps])
     if return_gap:
-        return maps, np.concatenate(gaps).astype("float32")
+        return maps, gaps.astype("float32")
     return maps
-
-
-def _check_count(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"`{name}` must be an int >= 0. Received: {name}={value!r}")
-    return int(value)
-
-
-def _check_common(model):
-    _layers.check_model(model)

@@ -1,5 +1,7 @@
 """Tiny models for the viz tests: one architecture in four API styles."""
 
+import contextlib
+
 import keras
 import numpy as np
 
@@ -116,3 +118,18 @@ def assert_unchanged(model, before, x):
     np.testing.assert_array_equal(
         before["prediction"], np.asarray(model(x, training=False))
     )
+
+
+@contextlib.contextmanager
+def logits(model, name="dense"):
+    """The softmax of the model's final layer `name` off, for a reference
+    computed by hand (independently of viz's own logits handling)."""
+    from keras_aprelu.viz import _layers
+
+    (layer,) = [lyr for path, lyr in _layers.walk(model) if lyr.name == name]
+    activation = layer.activation
+    layer.activation = keras.activations.linear
+    try:
+        yield
+    finally:
+        layer.activation = activation

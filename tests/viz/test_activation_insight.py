@@ -67,5 +67,5 @@ def test_dead_units_per_channel_and_per_neuron_differ_on_feature_maps():
 
 
 def test_dead_units_bad_per():
-    with pytest.raises(ValueError, match='`per` must be "channel" or "neuron"'):
+    with pytest.raises(ValueError, match="`per` must be one of 'channel', 'neuron'"):
         viz.dead_units(models.functional(), np.zeros((1, 8, 8, 2)), per="layer")

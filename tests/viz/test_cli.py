@@ -30,7 +30,7 @@ def test_cli_writes_the_figure_and_the_maps(tmp_path, capsys):
     )
     assert code == 0
     assert out.stat().st_size > 1000
-    expected = viz.grad_cam(model, x, 1, layer="conv2", verbose=False)
+    expected = viz.grad_cam(model, x, 1, layer="conv2")
     np.testing.assert_allclose(np.load(maps), expected, rtol=1e-5, atol=1e-6)
     assert f"figure saved to {out}" in capsys.readouterr().out
 

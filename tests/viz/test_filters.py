@@ -73,9 +73,7 @@ def test_activation_maximization_of_a_class_uses_logits():
 
 
 def viz_logits(model):
-    from keras_aprelu.viz import _targets
-
-    return _targets.logits_of(model, True)
+    return models.logits(model)
 
 
 @pytest.mark.parametrize(

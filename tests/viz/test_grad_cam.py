@@ -1,3 +1,5 @@
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -5,7 +7,7 @@ import tensorflow as tf
 
 import keras_aprelu
 from keras_aprelu import viz
-from keras_aprelu.viz.grad_cam import upsample
+from keras_aprelu.viz._cam import upsample
 from tests.viz import models
 
 RNG = np.random.default_rng(1)
@@ -38,7 +40,7 @@ def test_grad_cam_lights_up_the_region_of_the_class():
     dense.set_weights([np.eye(2, dtype="float32"), np.zeros(2, "float32")])
     x = two_objects()
     for cls, channel in ((0, 0), (1, 1)):
-        cam = viz.grad_cam(model, x, cls, layer="conv", verbose=False)
+        cam = viz.grad_cam(model, x, cls, layer="conv")
         np.testing.assert_array_equal(cam[0], x[0, ..., channel])
 
 
@@ -48,7 +50,7 @@ def test_grad_cam_equals_the_hand_formula():
     w = RNG.normal(size=(3, 2)).astype("float32")
     dense.set_weights([w, np.zeros(2, "float32")])
     x = RNG.normal(size=(4, 16, 16, 3)).astype("float32")
-    cam = viz.grad_cam(model, x, 1, layer="conv", normalize=False, verbose=False)
+    cam = viz.grad_cam(model, x, 1, layer="conv", normalize=False)
     expected = np.maximum((x * (w[:, 1] / 256)).sum(-1), 0)
     np.testing.assert_allclose(cam, expected, rtol=1e-5, atol=1e-7)
 
@@ -58,9 +60,7 @@ def test_grad_cam_plus_plus_equals_the_hand_formula():
     w = RNG.normal(size=(3, 2)).astype("float32")
     dense.set_weights([w, np.zeros(2, "float32")])
     x = RNG.random(size=(2, 16, 16, 3)).astype("float32")
-    cam = viz.grad_cam_plus_plus(
-        model, x, 0, layer="conv", normalize=False, verbose=False
-    )
+    cam = viz.grad_cam_plus_plus(model, x, 0, layer="conv", normalize=False)
     g = w[:, 0] / 256  # (C,), the same at every position
     total = x.sum(axis=(1, 2))  # (batch, C)
     a = g**2 / (2 * g**2 + total * g**3)
@@ -73,7 +73,7 @@ def test_maps_are_upsampled_to_the_input_size():
     model, dense = identity_cam_model(pool=True)
     dense.set_weights([np.eye(2, dtype="float32"), np.zeros(2, "float32")])
     x = two_objects()
-    cam = viz.grad_cam(model, x, 0, layer="pool", normalize=False, verbose=False)
+    cam = viz.grad_cam(model, x, 0, layer="pool", normalize=False)
     pooled = x[0, ..., 0].reshape(8, 2, 8, 2).max(axis=(1, 3)) / 64
     expected = tf.image.resize(pooled[None, ..., None], (16, 16))[0, ..., 0]
     np.testing.assert_allclose(cam[0], expected, rtol=1e-5, atol=1e-7)
@@ -90,29 +90,30 @@ def test_upsample_matches_tf_image_resize(size):
 def test_guided_grad_cam_is_guided_saliency_times_cam():
     model = models.randomize(models.functional(), seed=5)
     x = RNG.random((3, 8, 8, 2)).astype("float32")
-    cam = viz.grad_cam(model, x, 2, normalize=False, verbose=False)
+    cam = viz.grad_cam(model, x, 2, normalize=False)
     guided = viz.saliency(model, x, 2, modifier="guided", normalize=False)
-    got = viz.guided_grad_cam(model, x, 2, normalize=False, verbose=False)
+    got = viz.guided_grad_cam(model, x, 2, normalize=False)
     np.testing.assert_allclose(got, guided * cam, rtol=1e-5, atol=1e-8)
 
 
-def test_default_layer_is_the_last_spatial_one_and_is_reported(capsys):
+def test_default_layer_is_the_last_spatial_one_and_is_logged(capsys, caplog):
     model = models.randomize(models.functional())
     x = RNG.random((2, 8, 8, 2)).astype("float32")
-    cam = viz.grad_cam(model, x)
-    assert "'prelu' (PReLU)" in capsys.readouterr().out
-    explicit = viz.grad_cam(model, x, layer="prelu", verbose=False)
+    with caplog.at_level(logging.INFO, logger="keras_aprelu.viz"):
+        cam = viz.grad_cam(model, x)
+    assert "'prelu' (PReLU)" in caplog.text
+    explicit = viz.grad_cam(model, x, layer="prelu")
     np.testing.assert_array_equal(cam, explicit)
-    assert not capsys.readouterr().out
+    assert not capsys.readouterr().out  # a library does not print
 
 
 def test_layer_by_path_object_and_name_inside_a_nested_model():
     model = models.randomize(models.nested())
     x = RNG.random((2, 8, 8, 2)).astype("float32")
-    by_path = viz.grad_cam(model, x, 0, layer="backbone/conv2", verbose=False)
-    by_name = viz.grad_cam(model, x, 0, layer="conv2", verbose=False)
+    by_path = viz.grad_cam(model, x, 0, layer="backbone/conv2")
+    by_name = viz.grad_cam(model, x, 0, layer="conv2")
     layer = model.get_layer("backbone").get_layer("conv2")
-    by_object = viz.grad_cam(model, x, 0, layer=layer, verbose=False)
+    by_object = viz.grad_cam(model, x, 0, layer=layer)
     np.testing.assert_array_equal(by_path, by_name)
     np.testing.assert_array_equal(by_path, by_object)
     assert by_path.shape == (2, 8, 8) and by_path.max() == 1.0
@@ -126,7 +127,7 @@ def test_conv1d_signals():
     model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
     signal = RNG.normal(size=(2, 32, 1)).astype("float32")
     for method in (viz.grad_cam, viz.grad_cam_plus_plus, viz.guided_grad_cam):
-        assert method(model, signal, verbose=False).shape == (2, 32)
+        assert method(model, signal).shape == (2, 32)
     assert viz.saliency(model, signal).shape == (2, 32)
     assert viz.occlusion(model, signal, patch_size=4).shape == (2, 32)
 
@@ -144,9 +145,11 @@ def test_unknown_layer_lists_close_names():
 def test_model_without_spatial_layer():
     inp = keras.Input((6,))
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Dense(4)(inp)))
-    with pytest.raises(ValueError, match="`model` has no layer with a spatial"):
+    with pytest.raises(
+        ValueError, match="`model` has no layer whose output is a feature map"
+    ):
         viz.grad_cam(model, np.zeros((1, 6)))
-    with pytest.raises(ValueError, match="`layer` must have a spatial output"):
+    with pytest.raises(ValueError, match="`layer` must have one feature map as output"):
         viz.grad_cam(model, np.zeros((1, 6)), layer=model.layers[1])
 
 

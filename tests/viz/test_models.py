@@ -19,14 +19,12 @@ METHODS = {
     "integrated_gradients": lambda m, x, t, **k: viz.integrated_gradients(
         m, x, t, steps=8, **k
     ),
-    "grad_cam": lambda m, x, t, **k: viz.grad_cam(
-        m, x, t, layer="conv2", verbose=False, **k
-    ),
+    "grad_cam": lambda m, x, t, **k: viz.grad_cam(m, x, t, layer="conv2", **k),
     "grad_cam_plus_plus": lambda m, x, t, **k: viz.grad_cam_plus_plus(
-        m, x, t, layer="conv2", verbose=False, **k
+        m, x, t, layer="conv2", **k
     ),
     "guided_grad_cam": lambda m, x, t, **k: viz.guided_grad_cam(
-        m, x, t, layer="prelu", verbose=False, **k
+        m, x, t, layer="prelu", **k
     ),
     "occlusion": lambda m, x, t, **k: viz.occlusion(
         m, x, t, patch_size=3, stride=2, **k
@@ -106,15 +104,20 @@ def test_the_model_is_unchanged_after_a_call_and_after_a_failed_call(
 
 
 def test_gradient_functions_are_compiled_once(twins, batch):
-    from keras_aprelu.viz import _targets
+    from keras_aprelu.viz import _tf
 
     model = twins["functional"]
     viz.saliency(model, batch, 0)
-    functions = dict(_targets._FUNCTIONS[model])
+    functions = _tf.functions_of(model)
     for _ in range(3):
         viz.saliency(model, batch[:3], [1, 2, 0])
-    assert dict(_targets._FUNCTIONS[model]) == functions
-    fn = functions[("saliency", None, True, None, 0)]
+    assert _tf.functions_of(model) == functions
+    # ("saliency", layout, modifier, logits, target, samples)
+    (fn,) = [
+        f
+        for key, f in functions.items()
+        if key[0] == "saliency" and key[2:] == (None, True, None, 0)
+    ]
     assert fn.experimental_get_tracing_count() <= 2
 
 
@@ -141,7 +144,7 @@ def test_unknown_spatial_sizes_and_three_channels():
             score = model(xt)[:, 1]
         expected = np.abs(tape.gradient(score, xt).numpy()).max(axis=-1)
         np.testing.assert_allclose(sal, expected, rtol=1e-5, atol=1e-7)
-        assert viz.grad_cam(model, x, layer="aprelu", verbose=False).shape == shape[:3]
+        assert viz.grad_cam(model, x, layer="aprelu").shape == shape[:3]
         assert viz.occlusion(model, x, patch_size=3).shape == shape[:3]
 
 
@@ -153,9 +156,9 @@ def test_mixed_precision_model_gives_float32_maps(twins, batch):
     keras.mixed_precision.set_global_policy("float32")
     models.copy_weights(twins["functional"], model)
     expected = viz.grad_cam(
-        twins["functional"], batch, 1, layer="conv2", normalize=False, verbose=False
+        twins["functional"], batch, 1, layer="conv2", normalize=False
     )
-    got = viz.grad_cam(model, batch, 1, layer="conv2", normalize=False, verbose=False)
+    got = viz.grad_cam(model, batch, 1, layer="conv2", normalize=False)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=0.05, atol=0.02 * expected.max())
 

@@ -4,7 +4,6 @@ import pytest
 
 import keras_aprelu
 from keras_aprelu import viz
-from keras_aprelu.viz import _targets
 from tests.viz import models
 
 RNG = np.random.default_rng(2)
@@ -12,7 +11,7 @@ RNG = np.random.default_rng(2)
 
 def naive_occlusion(model, x, target, patch, stride, baseline):
     """One forward pass per patch, on the logits, counting overlaps."""
-    with _targets.logits_of(model, True):
+    with models.logits(model):
         clean = np.asarray(model(x))
         out = np.zeros(x.shape[:3])
         count = np.zeros(x.shape[1:3])
