@@ -1,25 +1,41 @@
-"""Command line: a saliency, Grad-CAM or occlusion figure of a saved model.
+"""Command line: the maps of one method for a saved model, as a figure.
 
     python -m keras_aprelu.viz MODEL.keras INPUTS.npy --method grad_cam \
         --target 3 --out fig.png [--maps maps.npy]
+
+Errors are reported in one line, `python -m keras_aprelu.viz: error: ...`,
+with exit status 2, as argparse reports a bad option.
 """
 
 import argparse
+import os
 import sys
 
 import numpy as np
 
-METHODS = (
-    "saliency",
-    "guided",
-    "deconvnet",
-    "smoothgrad",
-    "integrated_gradients",
-    "grad_cam",
-    "grad_cam_plus_plus",
-    "guided_grad_cam",
-    "occlusion",
-)
+# method -> (function name, fixed keyword arguments, options it takes)
+METHODS = {
+    "saliency": ("saliency", {}, ()),
+    "guided": ("saliency", {"modifier": "guided"}, ()),
+    "deconvnet": ("saliency", {"modifier": "deconvnet"}, ()),
+    "smoothgrad": ("saliency", {}, ("samples", "noise", "seed")),
+    "integrated_gradients": ("integrated_gradients", {}, ("steps", "baseline")),
+    "grad_cam": ("grad_cam", {}, ("layer",)),
+    "grad_cam_plus_plus": ("grad_cam_plus_plus", {}, ("layer",)),
+    "guided_grad_cam": ("guided_grad_cam", {}, ("layer",)),
+    "occlusion": ("occlusion", {}, ("patch_size", "stride", "baseline")),
+}
+# option -> the keyword argument of the viz function it sets
+_KEYWORDS = {
+    "samples": "smooth_samples",
+    "noise": "smooth_noise",
+    "seed": "seed",
+    "steps": "steps",
+    "baseline": "baseline",
+    "layer": "layer",
+    "patch_size": "patch_size",
+    "stride": "stride",
+}
 
 
 def _parser():
@@ -28,24 +44,52 @@ def _parser():
         description="Draws the maps of one method for a saved Keras model.",
     )
     parser.add_argument("model", help="a .keras file (keras_aprelu layers load)")
-    parser.add_argument("inputs", help="a .npy batch, channels last")
-    parser.add_argument("--method", choices=METHODS, default="grad_cam")
+    parser.add_argument(
+        "inputs", help="a .npy file holding one batch, as the model takes it"
+    )
+    parser.add_argument("--method", choices=list(METHODS), default="grad_cam")
     parser.add_argument(
         "--target",
         type=int,
-        nargs="*",
+        nargs="+",
         default=None,
         help="one class for every input, or one per input; the predicted "
         "class when left out",
     )
-    parser.add_argument("--layer", default=None, help="Grad-CAM layer (name or path)")
-    parser.add_argument("--patch-size", type=int, default=4, help="occlusion patch")
-    parser.add_argument("--stride", type=int, default=None, help="occlusion stride")
+    parser.add_argument(
+        "--layer", help="CAM methods: the layer (name or path); default: found"
+    )
+    parser.add_argument(
+        "--samples", type=int, help="smoothgrad: noisy copies per input (16)"
+    )
+    parser.add_argument(
+        "--noise", type=float, help="smoothgrad: noise / value range (0.2)"
+    )
+    parser.add_argument("--seed", type=int, help="smoothgrad: seed of the noise (0)")
+    parser.add_argument(
+        "--steps", type=int, help="integrated_gradients: path intervals (32)"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=float,
+        help="integrated_gradients, occlusion: the baseline value (0.0)",
+    )
+    parser.add_argument(
+        "--patch-size", type=int, nargs="+", help="occlusion: patch size (4)"
+    )
+    parser.add_argument(
+        "--stride", type=int, nargs="+", help="occlusion: stride (patch size)"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--max-rows", type=int, default=8, help="inputs drawn in the figure (8)"
+    )
     parser.add_argument(
         "--out", default="maps.png", help="the figure (.png, .pdf, ...)"
     )
-    parser.add_argument("--maps", default=None, help="also save the raw maps (.npy)")
+    parser.add_argument(
+        "--maps", default=None, help="also save the raw maps (.npy) to this file"
+    )
     parser.add_argument(
         "--no-normalize",
         action="store_true",
@@ -54,46 +98,119 @@ def _parser():
     return parser
 
 
+def keywords(args):
+    """The viz function and its keyword arguments for the parsed `args`."""
+    function, fixed, accepted = METHODS[args.method]
+    kwargs = dict(fixed)
+    for option, keyword in _KEYWORDS.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if option not in accepted:
+            flag = "--" + option.replace("_", "-")
+            raise ValueError(
+                f"{flag} does not apply to --method {args.method}; it applies to "
+                + ", ".join(m for m, (_, _, opts) in METHODS.items() if option in opts)
+                + f". Received: {flag} {_shown(value)}"
+            )
+        if isinstance(value, list):
+            value = value[0] if len(value) == 1 else tuple(value)
+        kwargs[keyword] = value
+    if args.method == "smoothgrad":
+        kwargs.setdefault("smooth_samples", 16)
+    return function, kwargs
+
+
+def _shown(value):
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def compute(model, x, args):
     from keras_aprelu import viz
 
+    function, kwargs = keywords(args)
     target = args.target
     if target is not None:
         target = target[0] if len(target) == 1 else target
-    common = {"normalize": not args.no_normalize, "batch_size": args.batch_size}
-    method = args.method
-    if method in ("saliency", "guided", "deconvnet", "smoothgrad"):
-        modifier = None if method in ("saliency", "smoothgrad") else method
-        samples = 16 if method == "smoothgrad" else 0
-        return viz.saliency(
-            model, x, target, modifier=modifier, smooth_samples=samples, **common
-        )
-    if method == "integrated_gradients":
-        return viz.integrated_gradients(model, x, target, **common)
-    if method == "occlusion":
-        return viz.occlusion(
-            model, x, target, patch_size=args.patch_size, stride=args.stride, **common
-        )
-    function = getattr(viz, method)
-    return function(model, x, target, layer=args.layer, **common)
+    return getattr(viz, function)(
+        model,
+        x,
+        target,
+        normalize=not args.no_normalize,
+        batch_size=args.batch_size,
+        **kwargs,
+    )
 
 
-def main(argv=None):
-    args = _parser().parse_args(argv)
+def load_inputs(path):
+    """The batch in a .npy file; anything else is refused with the reason."""
+    if not os.path.isfile(path):
+        raise ValueError(f"`inputs` must be an existing .npy file. Received: {path}")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise ValueError(
+            f"`inputs` must be a .npy file holding one array ({error}). "
+            f"Received: {path}"
+        ) from None
+    if not isinstance(x, np.ndarray):  # a zip: an .npz (or .keras) archive
+        count = len(x.files)
+        x.close()
+        raise ValueError(
+            "`inputs` must be a .npy file holding one array, not an .npz "
+            f"archive of {count}: save one with np.save. Received: {path}"
+        )
+    return x
+
+
+def _with_suffix(path, suffix):
+    return path if path.endswith(suffix) else path + suffix
+
+
+def run(args):
     import keras
 
     import keras_aprelu  # noqa: F401  (registers the layers for loading)
     from keras_aprelu.viz import plotting
 
-    model = keras.saving.load_model(args.model)
-    x = np.load(args.inputs)
+    keywords(args)  # option errors first, before the slow loading
+    if not os.path.isfile(args.model):
+        raise ValueError(
+            f"`model` must be an existing .keras file. Received: {args.model}"
+        )
+    try:
+        model = keras.saving.load_model(args.model)
+    except (ValueError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(
+            f"`model` could not be loaded as a Keras model ({first}). "
+            f"Received: {args.model}"
+        ) from None
+    x = load_inputs(args.inputs)
     maps = compute(model, x, args)
+    messages = []
     if args.maps:
-        np.save(args.maps, maps)
-        print(f"maps {maps.shape} saved to {args.maps}")
-    figure = plotting.plot_heatmaps(x, {args.method: maps})
+        path = _with_suffix(args.maps, ".npy")  # what np.save writes
+        np.save(path, maps)
+        messages.append(f"maps {maps.shape} saved to {path}")
+    rows = min(len(x), args.max_rows)
+    figure = plotting.plot_heatmaps(x, {args.method: maps}, max_rows=rows)
     figure.savefig(args.out, dpi=120)
-    print(f"figure saved to {args.out}")
+    shown = f" (the first {rows} of {len(x)} inputs)" if rows < len(x) else ""
+    messages.append(f"figure saved to {args.out}{shown}")
+    return messages
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        messages = run(args)
+    except (ValueError, TypeError, ImportError) as error:
+        message = " ".join(str(error).split())
+        parser.exit(2, f"{parser.prog}: error: {message}\n")
+    for message in messages:
+        print(message)
     return 0
 
 

@@ -1,4 +1,7 @@
+import re
+
 import numpy as np
+import pytest
 
 from keras_aprelu import viz
 from keras_aprelu.viz import __main__ as cli
@@ -62,3 +65,107 @@ def test_cli_occlusion_with_one_target_per_input(tmp_path):
     np.testing.assert_allclose(
         np.load(tmp_path / "o.npy"), expected, rtol=1e-5, atol=1e-6
     )
+
+
+def saved(tmp_path, count=2):
+    model = models.randomize(models.functional(), seed=4)
+    model.save(tmp_path / "m.keras")
+    x = np.random.default_rng(3).random((count, 8, 8, 2)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    return model, x, str(tmp_path / "m.keras"), str(tmp_path / "x.npy")
+
+
+def run_cli(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    return info.value.code, err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--target", "9"], r"`target` must lie in \[0, 2\].*Received: target=9"),
+        (["--batch-size", "0"], "`batch_size` must be a positive int"),
+        (["--method", "saliency", "--layer", "conv2"], "--layer does not apply"),
+        (["--method", "occlusion", "--steps", "3"], "--steps does not apply"),
+    ],
+)
+def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys, extra, message):
+    _, _, model_path, x_path = saved(tmp_path)
+    code, err = run_cli([model_path, x_path, *extra], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("python -m keras_aprelu.viz: error: ")
+    assert re.search(message, err), err
+
+
+def test_cli_refuses_missing_and_wrong_files_in_one_line(tmp_path, capsys):
+    _, x, model_path, x_path = saved(tmp_path)
+    np.savez(tmp_path / "x.npz", x=x)
+    cases = [
+        ([str(tmp_path / "missing.keras"), x_path], "`model` must be an existing"),
+        ([model_path, str(tmp_path / "x.npz")], "not an .npz archive"),
+        ([model_path, model_path], "`inputs` must be a .npy file"),
+        ([x_path, x_path], "`model` could not be loaded"),
+    ]
+    for argv, message in cases:
+        code, err = run_cli(argv, capsys)
+        assert code == 2 and err.count("\n") == 1, err
+        assert message in err, err
+
+
+def test_cli_writes_exactly_the_files_it_names(tmp_path, capsys):
+    model, x, model_path, x_path = saved(tmp_path, count=20)
+    out = tmp_path / "fig.png"
+    code = cli.main(
+        [
+            model_path,
+            x_path,
+            "--method",
+            "smoothgrad",
+            "--samples",
+            "3",
+            "--noise",
+            "0.1",
+            "--maps",
+            str(tmp_path / "maps_noext"),
+            "--out",
+            str(out),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    written = tmp_path / "maps_noext.npy"
+    assert f"saved to {written}" in printed and written.exists()
+    assert "(the first 8 of 20 inputs)" in printed
+    np.testing.assert_allclose(
+        np.load(written),
+        viz.saliency(model, x, smooth_samples=3, smooth_noise=0.1),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_cli_on_a_conv1d_model(tmp_path, capsys):
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((32, 3)),
+            keras.layers.Conv1D(4, 5, padding="same", activation="relu"),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(2),
+        ]
+    )
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(3, 32, 3)))
+    code = cli.main(
+        [
+            str(tmp_path / "m.keras"),
+            str(tmp_path / "x.npy"),
+            "--out",
+            str(tmp_path / "f.png"),
+        ]
+    )
+    assert code == 0 and (tmp_path / "f.png").stat().st_size > 1000
