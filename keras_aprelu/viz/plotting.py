@@ -35,7 +35,11 @@ def _figure(rows, cols, size=2.0):
 
 
 def _as_image(image):
+    """One image (H, W), (H, W, 1), (H, W, 3) or channels first (1|3, H, W),
+    in [0, 1] or [0, 255], as what imshow takes: (H, W) or RGB in [0, 1]."""
     image = np.asarray(image, "float32")
+    if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
+        image = np.moveaxis(image, 0, -1)  # channels first
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if image.ndim == 3 and image.shape[-1] == 3:
@@ -44,6 +48,34 @@ def _as_image(image):
     if image.ndim == 3:
         image = image.mean(axis=-1)
     return image
+
+
+def _as_signal(signal):
+    """One signal (T,), (T, C) or channels first (C, T) as (T, C)."""
+    signal = np.asarray(signal, "float32")
+    if signal.ndim == 1:
+        return signal[:, None]
+    if signal.ndim == 2 and signal.shape[0] < signal.shape[1] and signal.shape[0] <= 16:
+        return signal.T  # (C, T): few channels, many steps
+    return signal.reshape(len(signal), -1)
+
+
+def _deepest(heatmap):
+    """The depth slice of a volume's map that holds the most attribution."""
+    heatmap = np.abs(np.asarray(heatmap, "float32"))
+    return int(np.argmax(heatmap.reshape(len(heatmap), -1).sum(axis=1)))
+
+
+def _volume_slice(volume, depth):
+    """Slice `depth` of a volume (D, H, W[, C]) or channels first (C, D, H, W)."""
+    volume = np.asarray(volume, "float32")
+    if (
+        volume.ndim == 4
+        and volume.shape[0] in (1, 3)
+        and volume.shape[-1] not in (1, 3)
+    ):
+        volume = np.moveaxis(volume, 0, -1)
+    return volume[depth]
 
 
 def _peak(values):
@@ -70,26 +102,49 @@ def _heat_scale(heatmap, cmap):
     return cmap or "RdBu_r", -peak, peak
 
 
-def _draw(ax, image, heatmap=None, alpha=0.5, cmap=None):
-    """Draws an image (2-D) or a signal (1-D), with an optional heatmap."""
-    image = _as_image(image)
+def _spatial_rank(image, heatmap):
+    """1 (a signal), 2 (an image) or 3 (a volume): the heatmap's rank, or
+    for an input drawn alone, guessed from its shape."""
+    if heatmap is not None:
+        return np.ndim(heatmap)
+    image = np.asarray(image)
+    if image.ndim == 1:
+        return 1
+    if image.ndim == 2:
+        return 2 if min(image.shape) > 16 else 1  # (H, W) or (T, C)
+    if image.ndim == 3:
+        return 2 if min(image.shape[-1], image.shape[0]) in (1, 3) else 3
+    return 3
+
+
+def _draw(ax, image, heatmap=None, alpha=0.5, cmap=None, rank=None):
+    """Draws an image (2-D), a signal (1-D) or a slice of a volume (3-D),
+    with an optional heatmap over it."""
+    rank = rank or _spatial_rank(image, heatmap)
     ax.set_xticks([])
     ax.set_yticks([])
     if heatmap is not None:
+        heatmap = np.asarray(heatmap)
         cmap, vmin, vmax = _heat_scale(heatmap, cmap)
         scale = {"cmap": cmap, "vmin": vmin, "vmax": vmax, "alpha": alpha}
-    if image.ndim == 2 and image.shape[-1] > 1 or image.ndim == 3:
+    if rank == 3:
+        depth = _deepest(heatmap) if heatmap is not None else len(image) // 2
+        image = _volume_slice(image, depth)
+        heatmap = None if heatmap is None else heatmap[depth]
+        ax.set_xlabel(f"slice {depth}", fontsize=7)
+        rank = 2
+    if rank == 2:
+        image = _as_image(image)
         ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
         if heatmap is not None:
-            ax.imshow(np.asarray(heatmap), **scale)
+            ax.imshow(heatmap, **scale)
         return
-    signal = image.reshape(len(image), -1)
+    signal = _as_signal(image)
     length = len(signal)
     low, high = float(signal.min()), float(signal.max())
     if heatmap is not None:
-        strip = np.asarray(heatmap, "float32").reshape(1, -1)
         ax.imshow(
-            strip,
+            heatmap.reshape(1, -1),
             aspect="auto",
             extent=(0, length, low, high if high > low else low + 1),
             **scale,
@@ -103,6 +158,10 @@ def _draw_map(ax, heatmap, cmap=None):
     cmap, vmin, vmax = _heat_scale(heatmap, cmap)
     ax.set_xticks([])
     ax.set_yticks([])
+    if heatmap.ndim == 3:
+        depth = _deepest(heatmap)
+        heatmap = heatmap[depth]
+        ax.set_xlabel(f"slice {depth}", fontsize=7)
     strip = heatmap.ndim == 1  # a 1-D signal's map, drawn as a band
     ax.imshow(
         heatmap[None] if strip else heatmap,
@@ -113,8 +172,33 @@ def _draw_map(ax, heatmap, cmap=None):
     )
 
 
+def _check_maps(maps):
+    if not isinstance(maps, dict) or not maps:
+        raise TypeError(
+            "`maps` must be a non-empty dict from a title to maps of shape "
+            f"(batch, *spatial). Received: maps={type(maps).__name__}"
+        )
+
+
+def _array(value, name):
+    """`value` as a numeric array, or a TypeError naming what was wanted."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):
+        array = None
+    if array is None or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == bool
+    ):
+        raise TypeError(
+            f"`{name}` must be a numeric array. Received: {name}={type(value).__name__}"
+        )
+    return array
+
+
 def overlay(image, heatmap, *, alpha=0.5, cmap=None, ax=None):
-    """Draws `heatmap` over `image` (H, W[, C]) or over a 1-D signal (T[, C]).
+    """Draws `heatmap` over `image`: an image (H, W[, C]), a signal (T[, C])
+    or a volume (D, H, W[, C]), channels last or first. A volume is drawn at
+    the depth slice that holds the most attribution.
 
     A non-negative heatmap is drawn from 0 (the bottom of `cmap`, default
     "jet") to its maximum; a signed one symmetrically around 0, in a
@@ -124,17 +208,27 @@ def overlay(image, heatmap, *, alpha=0.5, cmap=None, ax=None):
     Returns:
         The Figure.
     """
+    image = _array(image, "image")
+    heatmap = _array(heatmap, "heatmap")
+    if not 1 <= heatmap.ndim <= 3 or not _fits(image, heatmap):
+        raise ValueError(
+            "`heatmap` must have the spatial shape of `image` (a signal, an "
+            "image or a volume, channels first or last). Received: "
+            f"heatmap.shape={heatmap.shape}, image.shape={image.shape}"
+        )
     if ax is None:
         fig, axes = _figure(1, 1, size=3.0)
         ax = axes[0, 0]
-    heatmap = np.asarray(heatmap)
-    if heatmap.shape != _as_image(image).shape[: heatmap.ndim]:
-        raise ValueError(
-            "`heatmap` must have the spatial shape of `image`. Received: "
-            f"heatmap.shape={heatmap.shape}, image.shape={np.shape(image)}"
-        )
     _draw(ax, image, heatmap, alpha, cmap)
     return ax.figure
+
+
+def _fits(image, heatmap):
+    """Whether `heatmap` covers the spatial axes of `image`."""
+    spatial = heatmap.shape
+    return image.shape in (spatial, (*spatial, image.shape[-1])) or (
+        image.ndim == heatmap.ndim + 1 and image.shape[1:] == spatial
+    )
 
 
 def plot_heatmaps(
@@ -143,7 +237,10 @@ def plot_heatmaps(
     """A grid: one row per input, the input and then one column per method.
 
     Args:
-        images: A batch of inputs, channels last.
+        images: A batch of inputs: images (grey or RGB, in [0, 1] or
+            [0, 255]), 1-D signals with any number of channels, or 3-D
+            volumes (drawn at the depth slice with the most attribution),
+            channels last or first.
         maps: dict from a column title ("Saliency", "Grad-CAM", ...) to the
             maps of that method, shape `(batch, *spatial)`.
         overlay: Draw each map over its input (`True`) or alone.
@@ -156,12 +253,8 @@ def plot_heatmaps(
     Returns:
         The Figure.
     """
-    images = np.asarray(images)
-    if not isinstance(maps, dict) or not maps:
-        raise ValueError(
-            "`maps` must be a non-empty dict from a title to maps. "
-            f"Received: maps={type(maps).__name__}"
-        )
+    images = _array(images, "images")
+    _check_maps(maps)
     for title, values in maps.items():
         if len(values) != len(images):
             raise ValueError(
@@ -171,7 +264,8 @@ def plot_heatmaps(
     rows = min(len(images), max_rows)
     fig, axes = _figure(rows, 1 + len(maps))
     for row in range(rows):
-        _draw(axes[row, 0], images[row])
+        rank = np.ndim(next(iter(maps.values()))[row])
+        _draw(axes[row, 0], images[row], rank=rank)
         if row_titles is not None:
             axes[row, 0].set_ylabel(str(row_titles[row]))
         for col, (title, values) in enumerate(maps.items(), start=1):
@@ -220,7 +314,8 @@ def plot_filters(model, layer=None, *, max_filters=64, input_channel=None):
 
     A kernel with 3 input channels is drawn in colour; otherwise the cell
     shows `input_channel`, or the mean over input channels when it is
-    `None`. 1-D kernels are drawn as curves. All cells share one colour
+    `None`. 1-D kernels are drawn as curves, 3-D kernels as their depth
+    slices side by side. All cells share one colour
     scale, symmetric around 0 (white), so weights compare across filters.
 
     Returns:
@@ -236,14 +331,21 @@ def plot_filters(model, layer=None, *, max_filters=64, input_channel=None):
         items = kernels[..., input_channel]
     else:
         items = kernels.mean(axis=-1)
-    peak = _peak(items)
+    if items.ndim == 4 and not (kernels.ndim == 4 and kernels.shape[-1] == 3):
+        # 3-D kernels (filters, D, H, W): the D slices side by side, apart.
+        gap = np.full((*items.shape[:2], items.shape[2], 1), np.nan, "float32")
+        items = np.concatenate([items, gap], axis=-1)
+        items = np.concatenate(list(np.moveaxis(items, 1, 0)), axis=-1)[..., :-1]
+    peak = _peak(items[np.isfinite(items)])
     return _grid(
         list(items), titles=range(len(items)), cmap="bwr", limits=(-peak, peak)
     )
 
 
 def plot_feature_maps(model, image, layer, *, max_maps=64):
-    """The feature maps of `layer` for one input, as a grid.
+    """The feature maps of `layer` for one input, as a grid: one cell per
+    channel (the channel axis is the model's data format), the middle depth
+    slice for 3-D feature maps.
 
     Args:
         image: One input (without the batch axis).
@@ -259,7 +361,13 @@ def plot_feature_maps(model, image, layer, *, max_maps=64):
             "`layer` must have a spatial output to draw feature maps. "
             f"Received: layer={layer!r} with output shape {maps.shape}"
         )
-    maps = np.moveaxis(maps, -1, 0)[:max_maps]
+    from keras_aprelu.viz import _layers
+
+    if _layers.data_format(model) == "channels_last":
+        maps = np.moveaxis(maps, -1, 0)
+    maps = maps[:max_maps]
+    if maps.ndim == 4:  # volumes: the middle depth slice of each channel
+        maps = maps[:, maps.shape[1] // 2]
     return _grid(list(maps), titles=range(len(maps)), cmap="viridis")
 
 
@@ -288,7 +396,7 @@ def plot_aprelu_slopes(slopes, labels=None, *, max_channels=64):
         The Figure.
     """
     if not isinstance(slopes, dict):
-        slopes = {"APReLU": slopes}
+        slopes = {"APReLU": _array(slopes, "slopes")}
     for path, values in slopes.items():
         if np.ndim(values) != 2:
             raise ValueError(
@@ -338,6 +446,13 @@ def plot_dead_units(dead, *, ax=None):
     Returns:
         The Figure.
     """
+    if not isinstance(dead, dict) or not all(
+        isinstance(v, (int, float)) for v in dead.values()
+    ):
+        raise TypeError(
+            "`dead` must be the dict of `viz.dead_units`, from layer path to "
+            f"a fraction. Received: dead={type(dead).__name__}"
+        )
     if ax is None:
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(dead)), 3))

@@ -40,7 +40,7 @@ def test_plot_heatmaps_grid():
 def test_plot_heatmaps_checks_lengths():
     with pytest.raises(ValueError, match=r"one map per image \(3\)"):
         plotting.plot_heatmaps(images(), {"Saliency": RNG.random((2, 8, 8))})
-    with pytest.raises(ValueError, match="`maps` must be a non-empty dict"):
+    with pytest.raises(TypeError, match="`maps` must be a non-empty dict"):
         plotting.plot_heatmaps(images(), [])
 
 
@@ -132,3 +132,55 @@ def test_filter_cells_share_a_scale_symmetric_around_zero():
     for ax in fig.axes:
         for image in ax.get_images():
             assert image.get_clim() == (pytest.approx(-peak), pytest.approx(peak))
+
+
+def test_signals_with_several_channels():
+    signals = RNG.normal(size=(3, 128, 4))
+    maps = RNG.random((3, 128))
+    fig = plotting.plot_heatmaps(signals, {"Saliency": maps})
+    ax = fig.axes[1]
+    assert len(ax.get_lines()) == 4  # one curve per channel
+    np.testing.assert_array_equal(ax.get_images()[0].get_array()[0], maps[0])
+    fig = plotting.overlay(signals[0], maps[0])
+    assert len(fig.axes[0].get_lines()) == 4
+    # channels first: (C, T)
+    fig = plotting.overlay(np.moveaxis(signals[0], -1, 0), maps[0])
+    assert len(fig.axes[0].get_lines()) == 4
+
+
+def test_volumes_are_drawn_at_their_strongest_slice():
+    volumes = RNG.random((2, 6, 10, 10, 1)).astype("float32")
+    maps = np.zeros((2, 6, 10, 10))
+    maps[0, 4] = 1.0
+    maps[1, 1, 2:5, 2:5] = 1.0
+    fig = plotting.plot_heatmaps(volumes, {"Grad-CAM": maps})
+    drawn = fig.axes[1].get_images()
+    np.testing.assert_array_equal(drawn[0].get_array(), volumes[0, 4, ..., 0])
+    np.testing.assert_array_equal(drawn[1].get_array(), maps[0, 4])
+    assert fig.axes[3].get_xlabel() == "slice 1"
+
+
+def test_three_d_kernels_are_drawn_as_slices_not_colours():
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((6, 6, 6, 1)), keras.layers.Conv3D(2, 3, name="conv")]
+    )
+    fig = plotting.plot_filters(model)
+    kernel = np.asarray(model.get_layer("conv").kernel)[..., 0, 0]  # (3, 3, 3)
+    drawn = np.asarray(fig.axes[0].get_images()[0].get_array())
+    assert drawn.shape == (3, 11)  # three 3x3 slices with a gap between
+    np.testing.assert_allclose(drawn[:, :3], kernel[0], rtol=1e-6)
+    np.testing.assert_allclose(drawn[:, 4:7], kernel[1], rtol=1e-6)
+
+
+def test_wrong_kinds_of_object_raise_type_errors():
+    model = models.functional()
+    with pytest.raises(TypeError, match="`slopes` must be a numeric array"):
+        plotting.plot_aprelu_slopes(model)
+    with pytest.raises(TypeError, match="`dead` must be the dict of"):
+        plotting.plot_dead_units(model)
+    with pytest.raises(TypeError, match="`images` must be a numeric array"):
+        plotting.plot_heatmaps(model, {"a": np.zeros((1, 8, 8))})
+    with pytest.raises(TypeError, match="`model` must be a Keras 3"):
+        plotting.plot_filters(np.zeros((3, 3)))
