@@ -416,6 +416,21 @@ def num_classes(model):
 # Baselines and maps ----------------------------------------------------
 
 
+def per_input(value, name, layout):
+    """`value` for each input: a list or dict holds one per input (for
+    several inputs); anything else is the same for all."""
+    count = len(layout.ranks)
+    if layout.kind == "array" or not isinstance(value, (list, dict)):
+        return [value] * count
+    items = [value.get(k) for k in layout.keys] if isinstance(value, dict) else value
+    if len(items) != count:
+        raise ValueError(
+            f"`{name}` as a list or dict must hold one entry per input "
+            f"({count}). Received: {name}={value!r}"
+        )
+    return items
+
+
 def baselines(baseline, layout, xs, start):
     """`baseline` for a batch: one float32 array per input, of its shape.
 
@@ -423,19 +438,7 @@ def baselines(baseline, layout, xs, start):
     whole batch, or (several inputs) a list or dict of those. A per-sample
     baseline is sliced from `start`.
     """
-    if layout.kind != "array" and isinstance(baseline, (list, tuple, dict)):
-        items = (
-            [baseline[k] for k in layout.keys]
-            if isinstance(baseline, dict)
-            else list(baseline)
-        )
-        if len(items) != len(xs):
-            raise ValueError(
-                f"`baseline` must hold one entry per input ({len(xs)}). "
-                f"Received: baseline of length {len(items)}"
-            )
-    else:
-        items = [baseline] * len(xs)
+    items = per_input(baseline, "baseline", layout)
     out = []
     for item, x in zip(items, xs, strict=True):
         base = np.asarray(item, dtype="float32") if _is_numeric(item) else None

@@ -137,6 +137,7 @@ class Call:
     path: str
     layer: keras.layers.Layer
     shape: tuple | None  # of its output; None when it is not one tensor
+    passes: bool  # it returned its input as it was (Dropout in inference)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,16 +165,21 @@ def inspect(model, sample):
 
             def call(*args, _original=layer.call, _path=path, _layer=layer, **kw):
                 outputs = _original(*args, **kw)
-                calls.append((_path, _layer, outputs))
+                given = args[0] if args else kw.get("inputs")
+                calls.append((_path, _layer, outputs, outputs is given))
                 return outputs
 
             stack.enter_context(patched(layer, "call", call))
         outputs = model(sample, training=False)
-    final = next((layer for _, layer, out in reversed(calls) if out is outputs), None)
+    final = next(
+        (layer for _, layer, out, passes in reversed(calls) if out is outputs), None
+    )
     inspection = Inspection(
         calls=tuple(
-            Call(path, layer, tuple(out.shape) if hasattr(out, "shape") else None)
-            for path, layer, out in calls
+            Call(
+                path, layer, tuple(out.shape) if hasattr(out, "shape") else None, passes
+            )
+            for path, layer, out, passes in calls
         ),
         final=final,
     )
@@ -195,13 +201,17 @@ def default_cam_layer(model, spatial_ranks):
     It is the last layer, in the order the layers ran, whose output is a
     feature map: one tensor with as many spatial axes as an input (any of
     `spatial_ranks`), at least one of them larger than 1, that the registry
-    does not exclude (a spatial softmax is no feature map). On ResNet50 this
+    does not exclude (a spatial softmax is no feature map). A layer that
+    passes its input on unchanged (Dropout in inference) is not chosen: the
+    layer that made the map is. On ResNet50 this
     is `conv5_block3_out`, the block's output after its residual add and
     ReLU, not the last convolution inside the block.
     """
     inspection = _INSPECTIONS[model]
     for call in reversed(inspection.calls):
-        if call.shape is None or len(call.shape) - 2 not in spatial_ranks:
+        if call.passes or call.shape is None:
+            continue
+        if len(call.shape) - 2 not in spatial_ranks:
             continue
         if len(call.shape) < 3 or all(d == 1 for d in _spatial(call.shape, model)):
             continue

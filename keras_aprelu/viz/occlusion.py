@@ -131,7 +131,9 @@ def occlusion(
     Args:
         model, inputs, target, logits, normalize, batch_size, progress: As
             in `saliency`. The predicted class is that of the clean input.
-        patch_size: An int, or one int per spatial axis. Defaults to 4.
+        patch_size: An int, or a tuple with one int per spatial axis; for
+            several inputs, also a list or dict with one of those per input.
+            Defaults to 4.
         stride: Like `patch_size`; defaults to `patch_size` (no overlap).
         baseline: The value of hidden pixels: a number, or an array of the
             shape of one input or of the batch; for several inputs, also a
@@ -159,16 +161,18 @@ def occlusion(
     def plan(xs):
         """Per input: (spatial size, patch size, corners), checked once."""
         plans = []
+        patches = _inputs.per_input(patch_size, "patch_size", layout)
+        strides = _inputs.per_input(stride, "stride", layout)
         for i, x in enumerate(xs):
             spatial = layout.spatial_shape(i, x.shape)
-            patch = _args.per_axis(patch_size, "patch_size", spatial)
+            patch = _args.per_axis(patches[i], "patch_size", spatial)
             if any(p > s for p, s in zip(patch, spatial, strict=True)):
                 raise ValueError(
                     f"`patch_size` must fit in the inputs' spatial size {spatial}. "
                     f"Received: patch_size={patch_size!r}"
                 )
             step = _args.per_axis(
-                patch if stride is None else stride, "stride", spatial
+                patch if strides[i] is None else strides[i], "stride", spatial
             )
             plans.append((spatial, patch, patch_corners(spatial, patch, step)))
         return plans

@@ -29,15 +29,22 @@ def _noisy_copies(layout, xs, sigmas, seeds, samples):
     """`samples` noisy copies of each input, copies of a sample adjacent.
 
     Sample s of input i gets the noise of the seed pair (seed, s * n + i),
-    n inputs, however the batch is chunked.
+    n inputs, however the batch is chunked. The noise is drawn channels
+    last and moved, so that a channels-first twin gets the same noise.
     """
     copies = []
     for i, (x, sigma) in enumerate(zip(xs, sigmas, strict=True)):
-        shape = (samples, *keras.ops.shape(x)[1:])
+        channel = layout.channel_axis(i)
+        shape = list(keras.ops.shape(x)[1:])
+        if channel is not None:
+            shape.append(shape.pop(channel - 1))
         pair = keras.ops.stack([seeds[:, 0], seeds[:, 1] * len(xs) + i], axis=1)
         noise = _tf.map_fn(
-            lambda seed, shape=shape: _tf.stateless_normal(shape, seed), pair
+            lambda seed, shape=shape: _tf.stateless_normal((samples, *shape), seed),
+            pair,
         )
+        if channel is not None:
+            noise = keras.ops.moveaxis(noise, -1, channel + 1)
         sigma = keras.ops.reshape(sigma, [-1, 1] + [1] * (layout.ranks[i] - 1))
         noisy = x[:, None] + sigma * noise
         copies.append(keras.ops.reshape(noisy, [-1, *keras.ops.shape(x)[1:]]))

@@ -107,6 +107,23 @@ def test_default_layer_is_the_last_spatial_one_and_is_logged(capsys, caplog):
     assert not capsys.readouterr().out  # a library does not print
 
 
+def test_default_layer_skips_what_only_passes_the_map_on():
+    inp = keras.Input((8, 8, 2))
+    x = keras.layers.Conv2D(3, 3, padding="same", name="conv")(inp)
+    x = keras.layers.ReLU(name="act")(x)
+    x = keras.layers.SpatialDropout2D(0.5, name="drop")(x)
+    x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="gap")(x)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inp, keras.layers.Dense(2, name="head")(x))
+    x = RNG.random((2, 8, 8, 2)).astype("float32")
+    np.testing.assert_array_equal(
+        viz.grad_cam(model, x, 1), viz.grad_cam(model, x, 1, layer="act")
+    )
+    # The 1 x 1 map of the pooling with keepdims is no feature map either.
+    flat = viz.grad_cam(model, x, 1, layer="gap").reshape(2, -1)
+    np.testing.assert_array_equal(flat.min(axis=1), flat.max(axis=1))
+
+
 def test_layer_by_path_object_and_name_inside_a_nested_model():
     model = models.randomize(models.nested())
     x = RNG.random((2, 8, 8, 2)).astype("float32")
