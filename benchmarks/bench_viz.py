@@ -133,17 +133,7 @@ def main():
     }
     classes = np.argmax(forward(xt).numpy(), axis=1)
     cases.update(peer_cases(model, x, classes))
-    for fn in cases.values():  # compile and warm up
-        fn()
-        fn()
-    times = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name, fn in cases.items():
-            times[name].append(timed(fn, repeats))
-    t = {name: np.array(v) for name, v in times.items()}
-
-    def ratio(limit, ours):
-        return float(np.median(limit / ours))
+    t = measure(cases, rounds, repeats)
 
     print(
         f"keras {keras.__version__}, tensorflow {tf.__version__}, "
@@ -191,6 +181,83 @@ def main():
         )
     for name, value, goal in rows:
         print(f"{name:28s} {value:20.2f}   {goal}")
+    print()
+    print(
+        f"ResNet50 (random weights), {RESNET_SIZE}x{RESNET_SIZE}x3, "
+        f"batch {RESNET_BATCH}"
+    )
+    for name, value in resnet_rows(rounds, max(1, repeats // 2)):
+        print(f"{name:28s} {value:20.2f}")
+
+
+def measure(cases, rounds, repeats):
+    """Median-ready times of `cases`, compiled and warmed up first, then
+    run interleaved for `rounds` rounds of `repeats` calls each."""
+    for fn in cases.values():
+        fn()
+        fn()
+    times = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            times[name].append(timed(fn, repeats))
+    return {name: np.array(v) for name, v in times.items()}
+
+
+def ratio(limit, ours):
+    return float(np.median(limit / ours))
+
+
+RESNET_SIZE, RESNET_BATCH = 128, 8
+
+
+def resnet_rows(rounds, repeats):
+    """Saliency and Grad-CAM on ResNet50 against the bare limit, and
+    tf-keras-vis's where it imports."""
+    model = keras.applications.ResNet50(
+        weights=None, input_shape=(RESNET_SIZE, RESNET_SIZE, 3), classes=10
+    )
+    x = (
+        np.random.default_rng(1)
+        .uniform(0, 255, (RESNET_BATCH, RESNET_SIZE, RESNET_SIZE, 3))
+        .astype("float32")
+    )
+    xt = tf.constant(x)
+
+    @tf.function
+    def forward_backward(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = model(x, training=False)
+            score = tf.gather(out, tf.argmax(out, axis=1), axis=1, batch_dims=1)
+        return tape.gradient(score, x)
+
+    cases = {
+        "limit": lambda: forward_backward(xt).numpy(),
+        "saliency": lambda: viz.saliency(model, x),
+        "grad_cam": lambda: viz.grad_cam(model, x),
+    }
+    try:
+        from tf_keras_vis.gradcam import Gradcam
+        from tf_keras_vis.saliency import Saliency
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+        from tf_keras_vis.utils.scores import CategoricalScore
+    except ImportError as error:
+        print(f"tf-keras-vis not timed on ResNet50: {error}")
+    else:
+        classes = np.argmax(model.predict(x, verbose=0), axis=1)
+        score = CategoricalScore([int(c) for c in classes])
+        saliency = Saliency(model, model_modifier=ReplaceToLinear(), clone=True)
+        gradcam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
+        cases["tf-keras-vis saliency"] = lambda: saliency(score, x)
+        cases["tf-keras-vis Grad-CAM"] = lambda: gradcam(
+            score, x, penultimate_layer="conv5_block3_out"
+        )
+    t = measure(cases, rounds, repeats)
+    return [
+        (f"ResNet50 {name}", ratio(t["limit"], t[name]))
+        for name in cases
+        if name != "limit"
+    ]
 
 
 if __name__ == "__main__":
