@@ -11,7 +11,6 @@ the inputs and the output contract live here, once.
 import keras
 import numpy as np
 
-from keras_aprelu.viz import _args
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _layers
 from keras_aprelu.viz import _scores
@@ -19,24 +18,28 @@ from keras_aprelu.viz import _tf
 
 
 def resolve_layer(model, data, layer):
-    """(path, layer) of the CAM layer: `layer`, or the default one."""
+    """The `_layers.FeatureMap` to weigh: the output of `layer`, or the
+    default map."""
     if layer is None:
         ranks = {
             len(data.layout.spatial_axes(i)) for i in range(len(data.layout.ranks))
         }
-        return _layers.default_cam_layer(model, ranks)
-    return _layers.find_layer(model, layer)
+        return _layers.default_feature_map(model, ranks)
+    return _layers.FeatureMap(*_layers.find_layer(model, layer))
 
 
-def _cam_function(model, layout, found, path, rule, rule_key, logits, targets):
+def _cam_function(model, layout, feature_map, rule, rule_key, logits, targets):
     score_fn = targets.score_fn
+    path, found = feature_map.path, feature_map.layer
 
     def build(model):
         def fn(xs, targets):
             store = {}
             with _scores.logits_of(model, logits):
                 with _tf.GradientTape() as tape:
-                    with _layers.recording([found], store, on_output=tape.watch):
+                    with _layers.recording(
+                        [found], store, tape.watch, inputs=feature_map.of_input
+                    ):
                         outputs = model(layout.to_model(xs), training=False)
                     scores = _scores.score(outputs, targets, score_fn)
             if 0 not in store:
@@ -62,7 +65,8 @@ def _cam_function(model, layout, found, path, rule, rule_key, logits, targets):
 
         return fn
 
-    key = ("cam", layout, id(found), rule_key, logits, targets.key)
+    key = ("cam", layout, id(found), feature_map.of_input, rule_key, logits)
+    key += (targets.key,)
     return _tf.compiled(model, key, build)
 
 
@@ -73,34 +77,31 @@ def cam(model, inputs, target, rule, *, layer, logits, normalize, batch_size, pr
     number of spatial axes is the layer's, the map upsampled to its spatial
     size; None for any other input (a model with an image and a vector).
     """
-    logits = _args.check_bool(logits, "logits")
-    normalize = _args.check_bool(normalize, "normalize")
-    progress = _args.check_bool(progress, "progress")
-    batch_size = _args.check_positive_int(batch_size, "batch_size")
-    data = _inputs.read(model, inputs)
-    targets = _inputs.Targets(target, data.count, _inputs.num_classes(model))
-    path, found = resolve_layer(model, data, layer)
+    run = _inputs.request(
+        model,
+        inputs,
+        target,
+        logits=logits,
+        normalize=normalize,
+        progress=progress,
+        batch_size=batch_size,
+    )
+    layout = run.data.layout
+    feature_map = resolve_layer(model, run.data, layer)
     fn = _cam_function(
-        model, data.layout, found, path, rule, rule.__name__, logits, targets
+        model, layout, feature_map, rule, rule.__name__, run.logits, run.targets
     )
     sizes = []
 
     def compute(start, xs):
         if not sizes:
-            sizes.extend(
-                data.layout.spatial_shape(i, x.shape) for i, x in enumerate(xs)
-            )
-        return [fn(xs, targets.slice(start, start + len(xs[0])))]
+            sizes.extend(layout.spatial_shape(i, x.shape) for i, x in enumerate(xs))
+        return [fn(xs, run.targets.slice(start, start + len(xs[0])))]
 
-    (maps,) = _inputs.collect(data, batch_size, compute, progress)
-    targets.check_count(data.count)
-    per_input = [
-        _inputs.finish(upsample(maps, size), normalize)
-        if len(size) == maps.ndim - 1
-        else None
-        for size in sizes
-    ]
-    return data.layout.pack(per_input)
+    (maps,) = run.run(run.batch_size, compute)
+    return run.pack(
+        [upsample(maps, size) if len(size) == maps.ndim - 1 else None for size in sizes]
+    )
 
 
 def upsample(maps, size):

@@ -110,19 +110,26 @@ def patched(layer, name, value):
 
 
 @contextlib.contextmanager
-def recording(layers, store, on_output=None):
-    """Records the output of each layer into `store[i]` while active.
+def recording(layers, store, on_value=None, inputs=False):
+    """Records the output of each layer (its first input, with `inputs`)
+    into `store[i]` while active.
 
-    `on_output(outputs)`, if given, sees each output first (a tape watches
-    it, so that gradients with respect to it can be taken).
+    `on_value(value)`, if given, sees each value before it is used (a tape
+    watches it, so that gradients with respect to it can be taken).
     """
     with contextlib.ExitStack() as stack:
         for index, layer in enumerate(layers):
 
             def call(*args, _original=layer.call, _index=index, **kwargs):
+                if inputs:
+                    value = args[0] if args else kwargs["inputs"]
+                    if on_value is not None:
+                        on_value(value)
+                    store[_index] = value
+                    return _original(*args, **kwargs)
                 outputs = _original(*args, **kwargs)
-                if on_output is not None:
-                    on_output(outputs)
+                if on_value is not None:
+                    on_value(outputs)
                 store[_index] = outputs
                 return outputs
 
@@ -137,7 +144,8 @@ class Call:
     path: str
     layer: keras.layers.Layer
     shape: tuple | None  # of its output; None when it is not one tensor
-    passes: bool  # it returned its input as it was (Dropout in inference)
+    input_shape: tuple | None  # of its first input
+    source: int | None  # the first call whose output is that input
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,18 +154,34 @@ class Inspection:
     final: keras.layers.Layer | None  # the layer whose output is the model's
 
 
+@dataclasses.dataclass(frozen=True)
+class FeatureMap:
+    """Where a CAM reads its feature map: the output of `layer`, or (with
+    `of_input`) its input, when no layer outputs that map (a residual sum
+    made by an op, as in ConvNeXt)."""
+
+    path: str
+    layer: keras.layers.Layer
+    of_input: bool = False
+
+
 # model -> Inspection; dies with the model. The values hold layers, never
-# the model.
+# the model or a tensor.
 _INSPECTIONS = weakref.WeakKeyDictionary()
+
+
+def _shape(value):
+    return tuple(value.shape) if hasattr(value, "shape") else None
 
 
 def inspect(model, sample):
     """Runs `model` once on `sample` (a batch of one, in the structure the
-    model takes), recording which layers run, in order. A model that was
-    never called is built by this call, as `predict` would build it."""
+    model takes), recording which layers run, in order, and which layer
+    made each one's input. A model that was never called is built by this
+    call, as `predict` would build it."""
     if model in _INSPECTIONS:
         return _INSPECTIONS[model]
-    calls = []
+    seen = []  # (path, layer, input, output), tensors held only here
     with contextlib.ExitStack() as stack:
         for path, layer in walk(model):
             if isinstance(layer, keras.Model):
@@ -165,24 +189,21 @@ def inspect(model, sample):
 
             def call(*args, _original=layer.call, _path=path, _layer=layer, **kw):
                 outputs = _original(*args, **kw)
-                given = args[0] if args else kw.get("inputs")
-                calls.append((_path, _layer, outputs, outputs is given))
+                seen.append(
+                    (_path, _layer, args[0] if args else kw.get("inputs"), outputs)
+                )
                 return outputs
 
             stack.enter_context(patched(layer, "call", call))
         outputs = model(sample, training=False)
+    calls = []
+    for path, layer, given, out in seen:
+        source = next((i for i, item in enumerate(seen) if item[3] is given), None)
+        calls.append(Call(path, layer, _shape(out), _shape(given), source))
     final = next(
-        (layer for _, layer, out, passes in reversed(calls) if out is outputs), None
+        (layer for *_, layer, _, out in reversed(seen) if out is outputs), None
     )
-    inspection = Inspection(
-        calls=tuple(
-            Call(
-                path, layer, tuple(out.shape) if hasattr(out, "shape") else None, passes
-            )
-            for path, layer, out, passes in calls
-        ),
-        final=final,
-    )
+    inspection = Inspection(calls=tuple(calls), final=final)
     _INSPECTIONS[model] = inspection
     return inspection
 
@@ -194,42 +215,58 @@ def final_layer(model):
     return None if inspection is None else inspection.final
 
 
-def default_cam_layer(model, spatial_ranks):
-    """The layer Grad-CAM weighs by default: the last feature map before the
+def default_feature_map(model, spatial_ranks):
+    """The feature map a CAM weighs by default: the last one before the
     pooling or flattening that leads to the head.
 
-    It is the last layer, in the order the layers ran, whose output is a
-    feature map: one tensor with as many spatial axes as an input (any of
-    `spatial_ranks`), at least one of them larger than 1, that the registry
-    does not exclude (a spatial softmax is no feature map). A layer that
-    passes its input on unchanged (Dropout in inference) is not chosen: the
-    layer that made the map is. On ResNet50 this
-    is `conv5_block3_out`, the block's output after its residual add and
-    ReLU, not the last convolution inside the block.
+    A feature map is one tensor with as many spatial axes as an input (any
+    of `spatial_ranks`), at least one of them larger than 1. The head
+    starts at the last layer, in the order the layers ran, that turns a
+    feature map into something that is not one (global pooling, Flatten).
+    Its input is the map: read as the output of the first layer that made
+    it (on ResNet50 `conv5_block3_out`, the block's output after its
+    residual add and ReLU, not the last convolution inside the block; a
+    Dropout in between passes the same map on), or as the input of the
+    pooling itself when an op made it (ConvNeXt's residual sum). A model
+    whose output is a feature map uses the last layer that outputs one, that
+    the registry does not exclude (a spatial softmax is no feature map).
     """
     inspection = _INSPECTIONS[model]
-    for call in reversed(inspection.calls):
-        if call.passes or call.shape is None:
-            continue
-        if len(call.shape) - 2 not in spatial_ranks:
-            continue
-        if len(call.shape) < 3 or all(d == 1 for d in _spatial(call.shape, model)):
-            continue
-        found = _registry.lookup(call.path, call.layer)
-        if found is not None and not found.entry.cam:
-            continue
-        logger.info(
-            "The CAM uses layer %r (%s), output shape %s.",
-            call.path,
-            type(call.layer).__name__,
-            call.shape,
+
+    def is_map(shape):
+        return (
+            shape is not None
+            and len(shape) >= 3
+            and len(shape) - 2 in spatial_ranks
+            and any(d != 1 for d in _spatial(shape, model))
         )
-        return call.path, call.layer
-    raise ValueError(
-        "`model` has no layer whose output is a feature map with the spatial "
-        "axes of its inputs, so a CAM has nothing to weigh; pass "
-        f"`layer=`. Received: model={model.name!r}"
+
+    chosen = None
+    for call in reversed(inspection.calls):
+        if is_map(call.input_shape) and not is_map(call.shape):
+            if call.source is None:
+                chosen = FeatureMap(call.path, call.layer, of_input=True)
+            else:
+                source = inspection.calls[call.source]
+                chosen = FeatureMap(source.path, source.layer)
+            break
+    if chosen is None:
+        for call in reversed(inspection.calls):
+            found = _registry.lookup(call.path, call.layer)
+            if is_map(call.shape) and (found is None or found.entry.cam):
+                chosen = FeatureMap(call.path, call.layer)
+                break
+    if chosen is None:
+        raise ValueError(
+            "`model` has no layer whose output is a feature map with the "
+            "spatial axes of its inputs, so a CAM has nothing to weigh; pass "
+            f"`layer=`. Received: model={model.name!r}"
+        )
+    where = "the input of layer" if chosen.of_input else "layer"
+    logger.info(
+        "The CAM uses %s %r (%s).", where, chosen.path, type(chosen.layer).__name__
     )
+    return chosen
 
 
 def _spatial(shape, model):

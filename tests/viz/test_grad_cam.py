@@ -124,6 +124,28 @@ def test_default_layer_skips_what_only_passes_the_map_on():
     np.testing.assert_array_equal(flat.min(axis=1), flat.max(axis=1))
 
 
+def test_default_map_made_by_an_op_is_read_at_the_pooling_input(caplog):
+    # z = relu(conv_a(x)) + conv_b(x) is made by an op, as ConvNeXt's
+    # residual sum: no layer outputs it, and Grad-CAM must still weigh z,
+    # not a branch. dscore/dz_k = w_k / HW, so the map is relu(z @ w / HW).
+    inp = keras.Input((6, 6, 2))
+    a = keras.layers.ReLU(name="act")(keras.layers.Conv2D(3, 3, padding="same")(inp))
+    b = keras.layers.Conv2D(3, 1, name="skip")(inp)
+    z = a + b
+    dense = keras.layers.Dense(2, name="head")
+    model = keras.Model(inp, dense(keras.layers.GlobalAveragePooling2D(name="gap")(z)))
+    models.randomize(model, seed=3)
+    x = RNG.random((2, 6, 6, 2)).astype("float32")
+    with caplog.at_level(logging.INFO, logger="keras_aprelu.viz"):
+        cam = viz.grad_cam(model, x, 1, normalize=False)
+    assert "the input of layer 'gap'" in caplog.text
+    features = np.asarray(keras.Model(inp, z)(x))
+    w = np.asarray(dense.kernel)[:, 1]
+    expected = np.maximum(features @ w / 36, 0)
+    np.testing.assert_allclose(cam, expected, rtol=1e-5, atol=1e-6)
+    assert expected.max() > 0
+
+
 def test_layer_by_path_object_and_name_inside_a_nested_model():
     model = models.randomize(models.nested())
     x = RNG.random((2, 8, 8, 2)).astype("float32")
