@@ -149,8 +149,16 @@ def stateless_randint(count, seed, low, high):
     return tf.random.stateless_uniform([count], seed, low, high, dtype=tf.int32)
 
 
-def map_fn(fn, elements, dtype="float32"):
-    return tf.map_fn(fn, elements, fn_output_signature=tf.as_dtype(dtype))
+def map_fn(fn, elements, dtype="float32", sequential=False):
+    """`fn` over the first axis of `elements`; `sequential` runs one
+    element at a time, so that only one element's intermediates are held in
+    memory."""
+    return tf.map_fn(
+        fn,
+        elements,
+        fn_output_signature=tf.as_dtype(dtype),
+        parallel_iterations=1 if sequential else None,
+    )
 
 
 def is_dataset(value):

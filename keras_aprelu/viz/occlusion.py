@@ -31,29 +31,19 @@ def patch_corners(spatial, patch_size, stride):
     return np.array(list(itertools.product(*axes)), "int32").reshape(-1, len(axes))
 
 
-def _occlusion_functions(model, layout, index, patch_size, logits, targets):
-    """The clean pass of a chunk of inputs, and one pass of occluded pairs
-    of input `index`."""
+def _occlusion_function(model, layout, index, patch_size, size, logits, targets):
+    """The drops of a chunk of samples, one per (sample, patch position) of
+    input `index`, shape (samples, positions), in one compiled call."""
     score_fn = targets.score_fn
 
-    def build_clean(model):
-        def fn(xs, targets):
-            # -> the clean scores (k,) and the classes they are taken of.
-            with _scores.logits_of(model, logits):
-                clean = model(layout.to_model(xs), training=False)
-                targets = _scores.chosen_targets(clean, targets)
-                return _scores.score(clean, targets, score_fn), targets
-
-        return fn
-
-    def build_pairs(model):
-        def fn(xs, baseline, corners, targets, start, stop):
-            # Pairs start..stop-1 of (sample, position), sample-major, each
-            # sample occluded by one patch -> their scores (stop - start,).
-            # The patch masks are made here, pass by pass, so that memory
-            # stays at one pass whatever the number of positions.
-            pair = keras.ops.arange(start, stop)
+    def build(model):
+        def occluded_scores(xs, baseline, corners, targets, start):
+            # Pairs start..start+size-1 of (sample, position), sample-major,
+            # each sample occluded by one patch -> their scores (size,).
+            # Pairs past the last are clamped to it, and dropped after.
             count = keras.ops.shape(corners)[0]
+            total = keras.ops.shape(xs[0])[0] * count
+            pair = keras.ops.minimum(start + keras.ops.arange(size), total - 1)
             which, where = pair // count, pair % count
             corner = keras.ops.take(corners, where, axis=0)
             x = xs[index]
@@ -73,19 +63,36 @@ def _occlusion_functions(model, layout, index, patch_size, logits, targets):
                 batch[index] * (1 - mask)
                 + keras.ops.take(baseline, which, axis=0) * mask
             )
+            outputs = model(layout.to_model(batch), training=False)
+            return _scores.score(
+                outputs, keras.ops.take(targets, which, axis=0), score_fn
+            )
+
+        def fn(xs, baseline, corners, targets):
             with _scores.logits_of(model, logits):
-                outputs = model(layout.to_model(batch), training=False)
-                return _scores.score(
-                    outputs, keras.ops.take(targets, which, axis=0), score_fn
+                clean = model(layout.to_model(xs), training=False)
+                targets = _scores.chosen_targets(clean, targets)
+                clean = _scores.score(clean, targets, score_fn)
+                count = keras.ops.shape(corners)[0]
+                total = keras.ops.shape(xs[0])[0] * count
+                # The passes run one after the other inside the graph: one
+                # call per chunk, and the patch masks of one pass at a time
+                # in memory, whatever the number of positions.
+                starts = keras.ops.arange(0, total, size)
+                scores = _tf.map_fn(
+                    lambda start: occluded_scores(
+                        xs, baseline, corners, targets, start
+                    ),
+                    starts,
+                    sequential=True,
                 )
+            scores = keras.ops.reshape(scores, [-1])[:total]
+            return clean[:, None] - keras.ops.reshape(scores, [-1, count])
 
         return fn
 
-    key = (layout, logits, targets.key)
-    return (
-        _tf.compiled(model, ("occlusion clean", *key), build_clean),
-        _tf.compiled(model, ("occlusion pairs", index, patch_size, *key), build_pairs),
-    )
+    key = ("occlusion", layout, index, patch_size, size, logits, targets.key)
+    return _tf.compiled(model, key, build)
 
 
 def _heat(drops, corners, patch_size, spatial):
@@ -145,17 +152,21 @@ def occlusion(
         `normalize=True` shows the magnitude, `|map| / max|map|`.
 
     Cost: one forward pass per input and patch position, plus one. The
-    occluded copies stream through passes of exactly `batch_size` samples,
+    occluded copies stream through passes of `batch_size` samples, run one
+    after the other in one compiled call per chunk of `batch_size` inputs,
     and memory stays at `batch_size` inputs, whatever the number of
     positions.
     """
-    logits = _args.check_bool(logits, "logits")
-    normalize = _args.check_bool(normalize, "normalize")
-    progress = _args.check_bool(progress, "progress")
-    batch_size = _args.check_positive_int(batch_size, "batch_size")
-    data = _inputs.read(model, inputs)
-    layout = data.layout
-    targets = _inputs.Targets(target, data.count, _inputs.num_classes(model))
+    run = _inputs.request(
+        model,
+        inputs,
+        target,
+        logits=logits,
+        normalize=normalize,
+        progress=progress,
+        batch_size=batch_size,
+    )
+    layout, batch_size = run.data.layout, run.batch_size
     plans = None
 
     def plan(xs):
@@ -181,33 +192,14 @@ def occlusion(
         nonlocal plans
         plans = plans or plan(xs)
         bases = _inputs.baselines(baseline, layout, xs, start)
-        chosen = targets.slice(start, start + len(xs[0]))
+        chosen = run.targets.slice(start, start + len(xs[0]))
         results = []
         for i, (spatial, patch, corners) in enumerate(plans):
-            clean_fn, pairs_fn = _occlusion_functions(
-                model, layout, i, patch, logits, targets
+            fn = _occlusion_function(
+                model, layout, i, patch, batch_size, run.logits, run.targets
             )
-            clean, chosen_now = clean_fn(xs, chosen)
-            total = len(xs[0]) * len(corners)
-            scores = [
-                _tf.to_numpy(
-                    pairs_fn(
-                        xs,
-                        bases[i],
-                        corners,
-                        chosen_now,
-                        np.int32(first),
-                        np.int32(min(total, first + batch_size)),
-                    )
-                )
-                for first in range(0, total, batch_size)
-            ]
-            drops = _tf.to_numpy(clean)[:, None] - np.concatenate(scores).reshape(
-                -1, len(corners)
-            )
+            drops = _tf.to_numpy(fn(xs, bases[i], corners, chosen))
             results.append(_heat(drops, corners, patch, spatial))
         return results
 
-    maps = _inputs.collect(data, batch_size, compute, progress)
-    targets.check_count(data.count)
-    return layout.pack([_inputs.finish(m, normalize) for m in maps])
+    return run.pack(run.run(batch_size, compute))

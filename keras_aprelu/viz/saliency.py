@@ -178,19 +178,24 @@ def saliency(
     modifier = _rules.check_modifier(modifier)
     samples = _args.check_int(smooth_samples, "smooth_samples", 0)
     smooth_noise = _args.check_number(smooth_noise, "smooth_noise", 0)
-    logits = _args.check_bool(logits, "logits")
-    normalize = _args.check_bool(normalize, "normalize")
-    progress = _args.check_bool(progress, "progress")
-    batch_size = _args.check_positive_int(batch_size, "batch_size")
     seed = _args.check_int(seed, "seed", 0)
-    data = _inputs.read(model, inputs)
-    targets = _inputs.Targets(target, data.count, _inputs.num_classes(model))
-    skip = _scores.final_squasher(model) if logits else ()
+    run = _inputs.request(
+        model,
+        inputs,
+        target,
+        logits=logits,
+        normalize=normalize,
+        progress=progress,
+        batch_size=batch_size,
+    )
+    skip = _scores.final_squasher(model) if run.logits else ()
     _rules.warn_unruled(model, modifier, skip=skip)
-    fn = _saliency_function(model, data.layout, modifier, logits, targets, samples)
+    fn = _saliency_function(
+        model, run.data.layout, modifier, run.logits, run.targets, samples
+    )
 
     def compute(start, xs):
-        chosen = targets.slice(start, start + len(xs[0]))
+        chosen = run.targets.slice(start, start + len(xs[0]))
         if not samples:
             return fn(xs, chosen)
         sigmas = [
@@ -201,10 +206,8 @@ def saliency(
         seeds = np.stack([np.full_like(index, seed), index], axis=1).astype("int32")
         return fn(xs, chosen, sigmas, seeds)
 
-    step = max(1, batch_size // samples) if samples else batch_size
-    maps = _inputs.collect(data, step, compute, progress)
-    targets.check_count(data.count)
-    return data.layout.pack([_inputs.finish(m, normalize) for m in maps])
+    step = max(1, run.batch_size // samples) if samples else run.batch_size
+    return run.pack(run.run(step, compute))
 
 
 def _ig_function(model, layout, logits, targets, steps):
@@ -301,24 +304,25 @@ def integrated_gradients(
     forward; a pass holds `max(1, batch_size // (steps + 1))` inputs.
     """
     steps = _args.check_positive_int(steps, "steps")
-    logits = _args.check_bool(logits, "logits")
-    normalize = _args.check_bool(normalize, "normalize")
     return_gap = _args.check_bool(return_gap, "return_gap")
-    progress = _args.check_bool(progress, "progress")
-    batch_size = _args.check_positive_int(batch_size, "batch_size")
-    data = _inputs.read(model, inputs)
-    targets = _inputs.Targets(target, data.count, _inputs.num_classes(model))
-    fn = _ig_function(model, data.layout, logits, targets, steps)
+    run = _inputs.request(
+        model,
+        inputs,
+        target,
+        logits=logits,
+        normalize=normalize,
+        progress=progress,
+        batch_size=batch_size,
+    )
+    layout = run.data.layout
+    fn = _ig_function(model, layout, run.logits, run.targets, steps)
 
     def compute(start, xs):
-        bases = _inputs.baselines(baseline, data.layout, xs, start)
-        return fn(xs, bases, targets.slice(start, start + len(xs[0])))
+        bases = _inputs.baselines(baseline, layout, xs, start)
+        return fn(xs, bases, run.targets.slice(start, start + len(xs[0])))
 
-    *maps, gaps = _inputs.collect(
-        data, max(1, batch_size // (steps + 1)), compute, progress
-    )
-    targets.check_count(data.count)
-    maps = data.layout.pack([_inputs.finish(m, normalize) for m in maps])
+    *maps, gaps = run.run(max(1, run.batch_size // (steps + 1)), compute)
+    maps = run.pack(maps)
     if return_gap:
         return maps, gaps.astype("float32")
     return maps
