@@ -2,7 +2,11 @@
 filters and APReLU's slopes.
 
 Every method takes the same arguments (`model`, `inputs`, `target`,
-`layer`, `batch_size`, `normalize`) and returns NumPy arrays; the figures
+`layer`, `batch_size`, `normalize`, `logits`, `progress`) and returns NumPy
+arrays of shape `(batch, *spatial)`. `inputs` is what `model.predict`
+takes: an array (channels first or last, as the model's layers say), a list
+or dict of arrays for a model with several inputs (one map per input comes
+back, in the same structure), or a `tf.data.Dataset`, streamed. The figures
 live in `keras_aprelu.viz.plotting`, which needs matplotlib
 (`pip install "keras-aprelu[viz]"`).
 """

@@ -94,7 +94,12 @@ class Inputs:
         self.model = model
         self._dataset = inputs if _tf.is_dataset(inputs) else None
         if self._dataset is not None:
-            first = _x_of(next(iter(self._dataset)))
+            element = next(iter(self._dataset), None)
+            if element is None:
+                raise ValueError(
+                    "`inputs` holds no sample. Received: an empty tf.data.Dataset"
+                )
+            first = _x_of(element)
             self._arrays = None
         else:
             first = inputs
@@ -123,11 +128,7 @@ class Inputs:
         sample = [
             _checked(a[:1], key, kind, 0) for a, key in zip(arrays, keys, strict=True)
         ]
-        self.inspection = _layers.inspect(model, self.layout.to_model(sample))
-
-    @property
-    def several(self):
-        return self.layout.kind != "array"
+        _layers.inspect(model, self.layout.to_model(sample))
 
     def batches(self, size):
         """Yields (start, [one float32 batch per input]) of `size` samples
@@ -148,8 +149,6 @@ class Inputs:
 
     def _parts(self, size):
         if self._dataset is None:
-            if self.count == 0:
-                return
             for first in range(0, self.count, size):
                 yield [a[first : first + size] for a in self._arrays]
             return
@@ -168,6 +167,7 @@ class Inputs:
                 _as_array(item, kind, key)
                 for item, key in zip(items, keys, strict=True)
             ]
+            _check_against_model(self.model, kind, keys, arrays)
             _check_batch_sizes(arrays, keys, kind)
             pending.append(arrays)
             held += len(arrays[0])

@@ -232,14 +232,13 @@ def default_feature_map(model, spatial_ranks):
     the registry does not exclude (a spatial softmax is no feature map).
     """
     inspection = _INSPECTIONS[model]
+    first = data_format(model) == "channels_first"
 
     def is_map(shape):
-        return (
-            shape is not None
-            and len(shape) >= 3
-            and len(shape) - 2 in spatial_ranks
-            and any(d != 1 for d in _spatial(shape, model))
-        )
+        if shape is None or len(shape) < 3 or len(shape) - 2 not in spatial_ranks:
+            return False
+        spatial = shape[2:] if first else shape[1:-1]
+        return any(d != 1 for d in spatial)
 
     chosen = None
     for call in reversed(inspection.calls):
@@ -267,9 +266,3 @@ def default_feature_map(model, spatial_ranks):
         "The CAM uses %s %r (%s).", where, chosen.path, type(chosen.layer).__name__
     )
     return chosen
-
-
-def _spatial(shape, model):
-    if data_format(model) == "channels_first":
-        return shape[2:]
-    return shape[1:-1]

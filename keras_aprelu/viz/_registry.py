@@ -113,10 +113,6 @@ def function_name(fn):
     return getattr(fn, "__name__", type(fn).__name__)
 
 
-def is_linear(fn):
-    return FUNCTIONS.get(function_name(fn), _UNKNOWN_FUNCTION) is None
-
-
 @dataclasses.dataclass(frozen=True)
 class Found:
     """An activation in a model: where it is and what the registry says."""

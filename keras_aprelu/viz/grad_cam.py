@@ -157,12 +157,12 @@ def guided_grad_cam(
     {common}
     Cost: two forward and two backward passes per input.
     """
+    normalize = _args.check_bool(normalize, "normalize")
     common = {"logits": logits, "normalize": False, "batch_size": batch_size}
     cams = grad_cam(model, inputs, target, layer=layer, progress=progress, **common)
     guided = _saliency.saliency(
         model, inputs, target, modifier="guided", progress=progress, **common
     )
-    normalize = _args.check_bool(normalize, "normalize")
     if isinstance(cams, np.ndarray):
         return _product(guided, cams, normalize)
     keys = cams if isinstance(cams, dict) else range(len(cams))

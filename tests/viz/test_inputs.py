@@ -142,6 +142,27 @@ def test_a_dataset_is_streamed_and_gives_the_array_maps():
         viz.saliency(model, stream, [0, 1])
 
 
+def test_a_dataset_is_checked_element_by_element():
+    model = models.functional()
+    empty = tf.data.Dataset.from_tensor_slices(np.zeros((0, 8, 8, 2))).batch(2)
+    with pytest.raises(ValueError, match="`inputs` holds no sample"):
+        viz.saliency(model, empty)
+
+    def generate():
+        yield np.zeros((2, 8, 8, 2), "float32")
+        yield np.zeros((2, 8, 7, 2), "float32")
+
+    ragged = tf.data.Dataset.from_generator(
+        generate, output_signature=tf.TensorSpec((None, 8, None, 2), tf.float32)
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"`inputs` must have shape \(batch, 8, 8, 2\).*"
+        r"Received: inputs.shape=\(2, 8, 7, 2\)",
+    ):
+        viz.saliency(model, ragged)
+
+
 def test_a_dataset_is_streamed_not_materialized(monkeypatch):
     # Reads of the stream and batches handed to the model interleave: the
     # first batch is processed long before the stream ends.

@@ -57,6 +57,14 @@ def test_every_activation_layer_has_an_entry():
         assert cls in _registry.LAYERS, cls.__name__
 
 
+def test_entries_are_well_formed():
+    entries = [*_registry.LAYERS.values(), *_registry.FUNCTIONS.values()]
+    for entry in filter(None, entries):
+        assert entry.rule in _registry.RULES
+        assert entry.dead in ("positive", "nonzero", None)
+        assert not entry.squashes or entry.dead is None  # probabilities
+
+
 @pytest.mark.parametrize(
     "activation",
     [
