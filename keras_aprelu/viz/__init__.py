@@ -19,6 +19,8 @@ from keras_aprelu.viz.filters import filters
 from keras_aprelu.viz.grad_cam import grad_cam
 from keras_aprelu.viz.grad_cam import grad_cam_plus_plus
 from keras_aprelu.viz.grad_cam import guided_grad_cam
+from keras_aprelu.viz.grad_cam import hires_cam
+from keras_aprelu.viz.grad_cam import layer_cam
 from keras_aprelu.viz.occlusion import occlusion
 from keras_aprelu.viz.plotting import overlay
 from keras_aprelu.viz.plotting import plot_activation_functions
@@ -28,6 +30,7 @@ from keras_aprelu.viz.plotting import plot_dead_units
 from keras_aprelu.viz.plotting import plot_feature_maps
 from keras_aprelu.viz.plotting import plot_filters
 from keras_aprelu.viz.plotting import plot_heatmaps
+from keras_aprelu.viz.saliency import gradient_x_input
 from keras_aprelu.viz.saliency import integrated_gradients
 from keras_aprelu.viz.saliency import saliency
 
@@ -39,8 +42,11 @@ __all__ = [
     "filters",
     "grad_cam",
     "grad_cam_plus_plus",
+    "gradient_x_input",
     "guided_grad_cam",
+    "hires_cam",
     "integrated_gradients",
+    "layer_cam",
     "occlusion",
     "overlay",
     "plot_activation_functions",

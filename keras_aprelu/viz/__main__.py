@@ -19,9 +19,12 @@ METHODS = {
     "guided": ("saliency", {"modifier": "guided"}, ()),
     "deconvnet": ("saliency", {"modifier": "deconvnet"}, ()),
     "smoothgrad": ("saliency", {}, ("samples", "noise", "seed")),
+    "gradient_x_input": ("gradient_x_input", {}, ()),
     "integrated_gradients": ("integrated_gradients", {}, ("steps", "baseline")),
     "grad_cam": ("grad_cam", {}, ("layer",)),
     "grad_cam_plus_plus": ("grad_cam_plus_plus", {}, ("layer",)),
+    "hires_cam": ("hires_cam", {}, ("layer",)),
+    "layer_cam": ("layer_cam", {}, ("layer",)),
     "guided_grad_cam": ("guided_grad_cam", {}, ("layer",)),
     "occlusion": ("occlusion", {}, ("patch_size", "stride", "baseline")),
 }

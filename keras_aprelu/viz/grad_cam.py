@@ -12,7 +12,13 @@ from keras_aprelu.viz import _cam
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import saliency as _saliency
 
-__all__ = ["grad_cam", "grad_cam_plus_plus", "guided_grad_cam"]
+__all__ = [
+    "grad_cam",
+    "grad_cam_plus_plus",
+    "guided_grad_cam",
+    "hires_cam",
+    "layer_cam",
+]
 
 
 def _spatial_axes(features):
@@ -36,6 +42,16 @@ def grad_cam_plus_plus_rule(features, grads):
     alpha = keras.ops.where((grads != 0) & (denominator != 0), g2 / safe, 0.0)
     weights = keras.ops.sum(alpha * keras.ops.relu(grads), axis=spatial, keepdims=True)
     return keras.ops.relu(keras.ops.sum(features * weights, axis=-1))
+
+
+def hires_cam_rule(features, grads):
+    """relu(sum_k g_k * A_k), element by element."""
+    return keras.ops.relu(keras.ops.sum(features * grads, axis=-1))
+
+
+def layer_cam_rule(features, grads):
+    """relu(sum_k relu(g_k) * A_k), element by element."""
+    return keras.ops.relu(keras.ops.sum(features * keras.ops.relu(grads), axis=-1))
 
 
 _COMMON = """
@@ -136,6 +152,83 @@ def grad_cam_plus_plus(
     )
 
 
+def hires_cam(
+    model,
+    inputs,
+    target=None,
+    *,
+    layer=None,
+    logits=True,
+    normalize=True,
+    batch_size=64,
+    progress=False,
+):
+    """HiResCAM (Draelos and Carin, 2020): gradient times activation, summed
+    over channels, with no pooling of the gradient.
+
+    The map is `relu(sum_k g_k * A_k)`, position by position, upsampled as
+    in `grad_cam`. Where the gradient is the same at every position (a
+    layer followed by global average pooling and a Dense head), it equals
+    Grad-CAM; elsewhere each position keeps its own gradient, so the map is
+    the layer's first-order contribution to the score at that position.
+
+    It does not depend on the sign of the features: a negative activation
+    with a negative gradient counts as evidence, as it does in the score,
+    which makes it the CAM to read on APReLU's mostly negative features.
+    {common}
+    Cost: one forward and one (partial) backward pass per input.
+    """
+    return _cam.cam(
+        model,
+        inputs,
+        target,
+        hires_cam_rule,
+        layer=layer,
+        logits=logits,
+        normalize=normalize,
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def layer_cam(
+    model,
+    inputs,
+    target=None,
+    *,
+    layer=None,
+    logits=True,
+    normalize=True,
+    batch_size=64,
+    progress=False,
+):
+    """Layer-CAM (Jiang et al., 2021): positive gradient times activation,
+    summed over channels.
+
+    The map is `relu(sum_k relu(g_k) * A_k)`, position by position,
+    upsampled as in `grad_cam`. Weighing each position by its own gradient
+    makes it usable on early, high-resolution layers, as the paper intends.
+
+    It depends on the sign of the features: it keeps only positive
+    gradients and assumes non-negative activations (as after a ReLU), so on
+    APReLU's negative features a position with a positive gradient
+    subtracts. Prefer `hires_cam` there.
+    {common}
+    Cost: one forward and one (partial) backward pass per input.
+    """
+    return _cam.cam(
+        model,
+        inputs,
+        target,
+        layer_cam_rule,
+        layer=layer,
+        logits=logits,
+        normalize=normalize,
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
 def guided_grad_cam(
     model,
     inputs,
@@ -177,6 +270,6 @@ def _product(guided, cams, normalize):
     return _inputs.finish(guided * cams, normalize)
 
 
-for _function in (grad_cam, grad_cam_plus_plus, guided_grad_cam):
+for _function in (grad_cam, grad_cam_plus_plus, guided_grad_cam, hires_cam, layer_cam):
     if _function.__doc__:  # None under python -OO
         _function.__doc__ = _function.__doc__.replace("{common}", _COMMON)

@@ -10,7 +10,7 @@ from keras_aprelu.viz import _rules
 from keras_aprelu.viz import _scores
 from keras_aprelu.viz import _tf
 
-__all__ = ["integrated_gradients", "saliency"]
+__all__ = ["gradient_x_input", "integrated_gradients", "saliency"]
 
 
 def input_gradients(model, layout, xs, targets, *, score_fn, modifier, logits):
@@ -34,7 +34,7 @@ def _noisy_copies(layout, xs, sigmas, seeds, samples):
     """
     copies = []
     for i, (x, sigma) in enumerate(zip(xs, sigmas, strict=True)):
-        channel = layout.channel_axis(i)
+        channel = layout.channel_axis(i) if layout.channels_first else None
         shape = list(keras.ops.shape(x)[1:])
         if channel is not None:
             shape.append(shape.pop(channel - 1))
@@ -208,6 +208,75 @@ def saliency(
 
     step = max(1, run.batch_size // samples) if samples else run.batch_size
     return run.pack(run.run(step, compute))
+
+
+def _gradient_x_input_function(model, layout, logits, targets):
+    score_fn = targets.score_fn
+
+    def build(model):
+        def fn(xs, targets):
+            grads, _ = input_gradients(
+                model,
+                layout,
+                xs,
+                targets,
+                score_fn=score_fn,
+                modifier=None,
+                logits=logits,
+            )
+            return [
+                layout.reduce_channels(i, x * g, "sum")
+                for i, (x, g) in enumerate(zip(xs, grads, strict=True))
+            ]
+
+        return fn
+
+    key = ("gradient_x_input", layout, logits, targets.key)
+    return _tf.compiled(model, key, build)
+
+
+def gradient_x_input(
+    model,
+    inputs,
+    target=None,
+    *,
+    logits=True,
+    normalize=True,
+    batch_size=64,
+    progress=False,
+):
+    """Gradient times input (Shrikumar et al., 2016): the input times the
+    gradient of its score, summed over the channel axis.
+
+    It is the first-order term of the score's change from an all-zero
+    input, and equals integrated gradients with a zero baseline wherever
+    the model is linear. It keeps its sign with `normalize=False`; it does
+    not depend on the sign of any layer's features.
+
+    Args:
+        model, inputs, target, logits, normalize, batch_size, progress: As
+            in `saliency`.
+
+    Returns:
+        As `saliency`.
+
+    Cost: one forward and one backward pass per input.
+    """
+    run = _inputs.request(
+        model,
+        inputs,
+        target,
+        logits=logits,
+        normalize=normalize,
+        progress=progress,
+        batch_size=batch_size,
+    )
+    fn = _gradient_x_input_function(model, run.data.layout, run.logits, run.targets)
+
+    def compute(start, xs):
+        return fn(xs, run.targets.slice(start, start + len(xs[0])))
+
+    return run.pack(run.run(run.batch_size, compute))
 
 
 def _ig_function(model, layout, logits, targets, steps):

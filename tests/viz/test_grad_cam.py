@@ -69,6 +69,65 @@ def test_grad_cam_plus_plus_equals_the_hand_formula():
     np.testing.assert_allclose(cam, expected, rtol=1e-4, atol=1e-7)
 
 
+def flatten_head_model(channels=3, classes=2, size=6):
+    """conv (1x1, identity) -> Flatten -> Dense: the gradient differs at
+    every position, dscore/dA_ijk = W[(i, j, k), c]."""
+    inp = keras.Input((size, size, channels))
+    conv = keras.layers.Conv2D(channels, 1, use_bias=False, name="conv")
+    dense = keras.layers.Dense(classes, use_bias=False, name="dense")
+    model = keras.Model(inp, dense(keras.layers.Flatten()(conv(inp))))
+    conv.set_weights([np.eye(channels, dtype="float32")[None, None]])
+    dense.set_weights(
+        [RNG.normal(size=(size * size * channels, classes)).astype("float32")]
+    )
+    return model, dense
+
+
+def test_hires_cam_equals_grad_cam_where_the_gradient_is_constant():
+    model, dense = identity_cam_model(channels=3, classes=2)
+    dense.set_weights(
+        [RNG.normal(size=(3, 2)).astype("float32"), np.zeros(2, "float32")]
+    )
+    x = RNG.normal(size=(3, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(
+        viz.hires_cam(model, x, 1, layer="conv", normalize=False),
+        viz.grad_cam(model, x, 1, layer="conv", normalize=False),
+        rtol=1e-5,
+        atol=1e-7,
+    )
+
+
+def test_hires_cam_and_layer_cam_equal_the_hand_formulas():
+    model, dense = flatten_head_model()
+    w = np.asarray(dense.kernel)[:, 1].reshape(6, 6, 3)
+    x = RNG.normal(size=(2, 6, 6, 3)).astype("float32")
+    hires = viz.hires_cam(model, x, 1, layer="conv", normalize=False)
+    np.testing.assert_allclose(
+        hires, np.maximum((x * w).sum(-1), 0), rtol=1e-5, atol=1e-6
+    )
+    layer = viz.layer_cam(model, x, 1, layer="conv", normalize=False)
+    np.testing.assert_allclose(
+        layer, np.maximum((x * np.maximum(w, 0)).sum(-1), 0), rtol=1e-5, atol=1e-6
+    )
+    # Grad-CAM pools the gradient over positions, and differs here.
+    grad = viz.grad_cam(model, x, 1, layer="conv", normalize=False)
+    assert np.abs(grad - hires).max() > 0.1
+
+
+def test_hires_cam_counts_negative_features_with_negative_gradients():
+    # On signed features (APReLU's), a negative activation with a negative
+    # gradient raises the score: HiResCAM credits it, Layer-CAM cannot.
+    model, dense = flatten_head_model(channels=1)
+    dense.set_weights([-np.ones((36, 2), "float32")])
+    x = -np.ones((1, 6, 6, 1), "float32")
+    np.testing.assert_allclose(
+        viz.hires_cam(model, x, 0, layer="conv", normalize=False), 1.0
+    )
+    np.testing.assert_allclose(
+        viz.layer_cam(model, x, 0, layer="conv", normalize=False), 0.0
+    )
+
+
 def test_maps_are_upsampled_to_the_input_size():
     model, dense = identity_cam_model(pool=True)
     dense.set_weights([np.eye(2, dtype="float32"), np.zeros(2, "float32")])

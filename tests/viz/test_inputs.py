@@ -29,6 +29,9 @@ MAP_METHODS = {
     "occlusion": lambda m, x, t=None, **k: viz.occlusion(
         m, x, t, patch_size=3, stride=2, **k
     ),
+    "gradient_x_input": lambda m, x, t=None, **k: viz.gradient_x_input(m, x, t, **k),
+    "hires_cam": lambda m, x, t=None, **k: viz.hires_cam(m, x, t, **k),
+    "layer_cam": lambda m, x, t=None, **k: viz.layer_cam(m, x, t, **k),
 }
 
 

@@ -29,6 +29,9 @@ METHODS = {
     "occlusion": lambda m, x, t, **k: viz.occlusion(
         m, x, t, patch_size=3, stride=2, **k
     ),
+    "gradient_x_input": lambda m, x, t, **k: viz.gradient_x_input(m, x, t, **k),
+    "hires_cam": lambda m, x, t, **k: viz.hires_cam(m, x, t, layer="conv2", **k),
+    "layer_cam": lambda m, x, t, **k: viz.layer_cam(m, x, t, layer="prelu", **k),
 }
 
 

@@ -38,6 +38,9 @@ MAP_METHODS = {
     "grad_cam_plus_plus": lambda m, x: viz.grad_cam_plus_plus(m, x),
     "guided_grad_cam": lambda m, x: viz.guided_grad_cam(m, x),
     "occlusion": lambda m, x: viz.occlusion(m, x, patch_size=32),
+    "gradient_x_input": lambda m, x: viz.gradient_x_input(m, x),
+    "hires_cam": lambda m, x: viz.hires_cam(m, x),
+    "layer_cam": lambda m, x: viz.layer_cam(m, x),
 }
 
 

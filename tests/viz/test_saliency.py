@@ -211,6 +211,23 @@ def test_final_softmax_is_not_reported_as_unruled(recwarn):
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
 
 
+def test_gradient_x_input_of_a_linear_model_is_x_times_w():
+    model, w = linear_model()
+    x = RNG.normal(size=(4, 5)).astype("float32")
+    got = viz.gradient_x_input(model, x, 1, normalize=False)
+    np.testing.assert_allclose(got, x * w[:, 1], rtol=1e-5, atol=1e-7)
+
+
+def test_gradient_x_input_sums_over_channels():
+    inp = keras.Input((4, 4, 3))
+    dense = keras.layers.Dense(2, use_bias=False)
+    model = keras.Model(inp, dense(keras.layers.Flatten()(inp)))
+    w = np.asarray(dense.kernel)[:, 0].reshape(4, 4, 3)
+    x = RNG.normal(size=(2, 4, 4, 3)).astype("float32")
+    got = viz.gradient_x_input(model, x, 0, normalize=False)
+    np.testing.assert_allclose(got, (x * w).sum(-1), rtol=1e-5, atol=1e-6)
+
+
 def test_smoothgrad_of_a_linear_model_is_the_vanilla_map():
     model, w = linear_model()
     x = RNG.normal(size=(3, 5)).astype("float32")
