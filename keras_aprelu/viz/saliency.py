@@ -51,7 +51,12 @@ def _noisy_copies(layout, xs, sigmas, seeds, samples):
     return copies
 
 
-def _saliency_function(model, layout, modifier, logits, targets, samples):
+def _saliency_function(
+    model, layout, modifier, logits, targets, samples, times_input=False
+):
+    """The compiled maps of `saliency` (the gradient's largest magnitude over
+    channels) or, with `times_input`, of `gradient_x_input` (the input times
+    its gradient, summed over channels)."""
     score_fn = targets.score_fn
 
     def build(model):
@@ -65,6 +70,11 @@ def _saliency_function(model, layout, modifier, logits, targets, samples):
                 modifier=modifier,
                 logits=logits,
             )
+            if times_input:
+                return [
+                    layout.reduce_channels(i, x * g, "sum")
+                    for i, (x, g) in enumerate(zip(xs, grads, strict=True))
+                ]
             return [
                 layout.reduce_channels(i, g, "max_abs") for i, g in enumerate(grads)
             ]
@@ -89,7 +99,7 @@ def _saliency_function(model, layout, modifier, logits, targets, samples):
 
         return smooth if samples else plain
 
-    key = ("saliency", layout, modifier, logits, targets.key, samples)
+    key = ("saliency", layout, modifier, logits, targets.key, samples, times_input)
     return _tf.compiled(model, key, build)
 
 
@@ -210,31 +220,6 @@ def saliency(
     return run.pack(run.run(step, compute))
 
 
-def _gradient_x_input_function(model, layout, logits, targets):
-    score_fn = targets.score_fn
-
-    def build(model):
-        def fn(xs, targets):
-            grads, _ = input_gradients(
-                model,
-                layout,
-                xs,
-                targets,
-                score_fn=score_fn,
-                modifier=None,
-                logits=logits,
-            )
-            return [
-                layout.reduce_channels(i, x * g, "sum")
-                for i, (x, g) in enumerate(zip(xs, grads, strict=True))
-            ]
-
-        return fn
-
-    key = ("gradient_x_input", layout, logits, targets.key)
-    return _tf.compiled(model, key, build)
-
-
 def gradient_x_input(
     model,
     inputs,
@@ -271,7 +256,9 @@ def gradient_x_input(
         progress=progress,
         batch_size=batch_size,
     )
-    fn = _gradient_x_input_function(model, run.data.layout, run.logits, run.targets)
+    fn = _saliency_function(
+        model, run.data.layout, None, run.logits, run.targets, 0, times_input=True
+    )
 
     def compute(start, xs):
         return fn(xs, run.targets.slice(start, start + len(xs[0])))

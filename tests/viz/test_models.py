@@ -115,11 +115,11 @@ def test_gradient_functions_are_compiled_once(twins, batch):
     for _ in range(3):
         viz.saliency(model, batch[:3], [1, 2, 0])
     assert _tf.functions_of(model) == functions
-    # ("saliency", layout, modifier, logits, target, samples)
+    # ("saliency", layout, modifier, logits, target, samples, times_input)
     (fn,) = [
         f
         for key, f in functions.items()
-        if key[0] == "saliency" and key[2:] == (None, True, None, 0)
+        if key[0] == "saliency" and key[2:] == (None, True, None, 0, False)
     ]
     assert fn.experimental_get_tracing_count() <= 2
 
