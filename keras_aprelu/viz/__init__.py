@@ -21,6 +21,7 @@ from keras_aprelu.viz.grad_cam import grad_cam_plus_plus
 from keras_aprelu.viz.grad_cam import guided_grad_cam
 from keras_aprelu.viz.grad_cam import hires_cam
 from keras_aprelu.viz.grad_cam import layer_cam
+from keras_aprelu.viz.noise_tunnel import noise_tunnel
 from keras_aprelu.viz.occlusion import occlusion
 from keras_aprelu.viz.plotting import overlay
 from keras_aprelu.viz.plotting import plot_activation_functions
@@ -47,6 +48,7 @@ __all__ = [
     "hires_cam",
     "integrated_gradients",
     "layer_cam",
+    "noise_tunnel",
     "occlusion",
     "overlay",
     "plot_activation_functions",

@@ -32,6 +32,9 @@ MAP_METHODS = {
     "gradient_x_input": lambda m, x, t=None, **k: viz.gradient_x_input(m, x, t, **k),
     "hires_cam": lambda m, x, t=None, **k: viz.hires_cam(m, x, t, **k),
     "layer_cam": lambda m, x, t=None, **k: viz.layer_cam(m, x, t, **k),
+    "noise_tunnel": lambda m, x, t=None, **k: viz.noise_tunnel(
+        viz.gradient_x_input, m, x, t, samples=2, seed=3, **k
+    ),
 }
 
 
