@@ -3,7 +3,9 @@
 The limit of a gradient method is a bare `tf.function` that runs the model
 forward and backward on the same batch (64 MNIST images) and returns the
 input gradient of the predicted class; the limit of occlusion is a bare
-forward pass, divided by the number of patch positions. A ratio of 1.0
+forward pass, divided by the number of patch positions, and that of the
+deletion and insertion metrics a bare forward pass divided by their steps
++ 1. A ratio of 1.0
 means the method runs at that limit; higher is better.
 
 Every function is compiled and warmed up first; the timed rounds then run
@@ -39,6 +41,7 @@ from keras_aprelu import viz  # noqa: E402
 BATCH = 64
 SMOOTH = 16
 PATCH = 4  # 7 x 7 = 49 positions on 28 x 28
+STEPS = 16  # deletion and insertion: 17 forward passes per input
 
 
 def timed(fn, repeats):
@@ -129,6 +132,7 @@ def main():
             occluded[:, i * PATCH : (i + 1) * PATCH, j * PATCH : (j + 1) * PATCH] = 0
             model.predict(occluded, verbose=0, batch_size=BATCH)
 
+    maps = viz.saliency(model, x)
     cases = {
         "limit fwd+bwd": lambda: forward_backward(xt).numpy(),
         "limit fwd": lambda: forward(xt).numpy(),
@@ -138,6 +142,10 @@ def main():
         "grad_cam++": lambda: viz.grad_cam_plus_plus(model, x),
         "smoothgrad": lambda: viz.saliency(model, x, smooth_samples=SMOOTH),
         "occlusion": lambda: viz.occlusion(model, x, patch_size=PATCH),
+        "hires_cam": lambda: viz.hires_cam(model, x),
+        "layer_cam": lambda: viz.layer_cam(model, x),
+        "deletion": lambda: viz.metrics.deletion(model, x, maps, steps=STEPS),
+        "insertion": lambda: viz.metrics.insertion(model, x, maps, steps=STEPS),
         "naive occlusion (4 of 49)": naive_occlusion,
     }
     classes = np.argmax(forward(xt).numpy(), axis=1)
@@ -163,6 +171,18 @@ def main():
         (
             f"occlusion ({positions} positions)",
             ratio(positions * t["limit fwd"], t["occlusion"]),
+            ">= 0.8",
+        ),
+        ("HiResCAM", ratio(t["limit fwd+bwd"], t["hires_cam"]), ">= 0.8"),
+        ("Layer-CAM", ratio(t["limit fwd+bwd"], t["layer_cam"]), ">= 0.8"),
+        (
+            f"deletion ({STEPS} steps)",
+            ratio((STEPS + 1) * t["limit fwd"], t["deletion"]),
+            ">= 0.8",
+        ),
+        (
+            f"insertion ({STEPS} steps)",
+            ratio((STEPS + 1) * t["limit fwd"], t["insertion"]),
             ">= 0.8",
         ),
         (

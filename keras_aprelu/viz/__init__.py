@@ -11,6 +11,7 @@ live in `keras_aprelu.viz.plotting`, which needs matplotlib
 (`pip install "keras-aprelu[viz]"`).
 """
 
+from keras_aprelu.viz import metrics as metrics  # the module, viz.metrics
 from keras_aprelu.viz.aprelu import aprelu_slopes
 from keras_aprelu.viz.aprelu import dead_units
 from keras_aprelu.viz.filters import activation_maximization

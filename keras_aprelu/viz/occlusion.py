@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_aprelu.viz import _args
 from keras_aprelu.viz import _inputs
+from keras_aprelu.viz import _masked
 from keras_aprelu.viz import _scores
 from keras_aprelu.viz import _tf
 
@@ -37,57 +38,41 @@ def _occlusion_function(model, layout, index, patch_size, size, logits, targets)
     score_fn = targets.score_fn
 
     def build(model):
-        def occluded_scores(xs, baseline, corners, targets, start):
-            # Pairs start..start+size-1 of (sample, position), sample-major,
-            # each sample occluded by one patch -> their scores (size,).
-            # Pairs past the last are clamped to it, and dropped after.
-            count = keras.ops.shape(corners)[0]
-            total = keras.ops.shape(xs[0])[0] * count
-            pair = keras.ops.minimum(start + keras.ops.arange(size), total - 1)
-            which, where = pair // count, pair % count
-            corner = keras.ops.take(corners, where, axis=0)
+        def fn(xs, baseline, corners, targets):
             x = xs[index]
             axes = layout.spatial_axes(index)
-            mask = None
-            for a, axis in enumerate(axes):
-                iota = keras.ops.arange(keras.ops.shape(x)[axis], dtype="int32")
-                low = corner[:, a : a + 1]
-                inside = (iota[None] >= low) & (iota[None] < low + patch_size[a])
-                shape = [-1] + [1] * len(axes)
-                shape[1 + a] = keras.ops.shape(x)[axis]
-                inside = keras.ops.reshape(inside, shape)
-                mask = inside if mask is None else mask & inside
-            mask = layout.broadcast_spatial(index, keras.ops.cast(mask, x.dtype))
-            batch = [keras.ops.take(v, which, axis=0) for v in xs]
-            batch[index] = (
-                batch[index] * (1 - mask)
-                + keras.ops.take(baseline, which, axis=0) * mask
-            )
-            outputs = model(layout.to_model(batch), training=False)
-            return _scores.score(
-                outputs, keras.ops.take(targets, which, axis=0), score_fn
-            )
 
-        def fn(xs, baseline, corners, targets):
+            def mask_of(which, where):
+                # The patch at corners[where]: inside along every axis.
+                corner = keras.ops.take(corners, where, axis=0)
+                mask = None
+                for a, axis in enumerate(axes):
+                    iota = keras.ops.arange(keras.ops.shape(x)[axis], dtype="int32")
+                    low = corner[:, a : a + 1]
+                    inside = (iota[None] >= low) & (iota[None] < low + patch_size[a])
+                    shape = [-1] + [1] * len(axes)
+                    shape[1 + a] = keras.ops.shape(x)[axis]
+                    inside = keras.ops.reshape(inside, shape)
+                    mask = inside if mask is None else mask & inside
+                return mask
+
             with _scores.logits_of(model, logits):
                 clean = model(layout.to_model(xs), training=False)
                 targets = _scores.chosen_targets(clean, targets)
                 clean = _scores.score(clean, targets, score_fn)
-                count = keras.ops.shape(corners)[0]
-                total = keras.ops.shape(xs[0])[0] * count
-                # The passes run one after the other inside the graph: one
-                # call per chunk, and the patch masks of one pass at a time
-                # in memory, whatever the number of positions.
-                starts = keras.ops.arange(0, total, size)
-                scores = _tf.map_fn(
-                    lambda start: occluded_scores(
-                        xs, baseline, corners, targets, start
-                    ),
-                    starts,
-                    sequential=True,
+                occluded = _masked.scores(
+                    model,
+                    layout,
+                    index,
+                    xs,
+                    baseline,
+                    keras.ops.shape(corners)[0],
+                    mask_of,
+                    targets,
+                    size=size,
+                    score_fn=score_fn,
                 )
-            scores = keras.ops.reshape(scores, [-1])[:total]
-            return clean[:, None] - keras.ops.reshape(scores, [-1, count])
+            return clean[:, None] - occluded
 
         return fn
 

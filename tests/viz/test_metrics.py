@@ -1,0 +1,129 @@
+"""Deletion and insertion, against curves computed by hand."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_aprelu import viz
+from keras_aprelu.viz import metrics
+from tests.viz import models
+
+RNG = np.random.default_rng(41)
+
+
+def linear_image_model(size=4, channels=2, softmax=False):
+    """score = sum(w * x) over a (size, size, channels) image, for class 0."""
+    inp = keras.Input((size, size, channels))
+    dense = keras.layers.Dense(
+        2, use_bias=False, activation="softmax" if softmax else None
+    )
+    model = keras.Model(inp, dense(keras.layers.Flatten()(inp)))
+    w = RNG.normal(size=(size * size * channels, 2)).astype("float32")
+    dense.set_weights([w])
+    return model, w[:, 0].reshape(size, size, channels)
+
+
+def hand_curve(x, w, order, steps, insert, baseline=0.0):
+    """The class-0 score of x with the top round(k P / steps) positions of
+    `order` removed (deletion) or alone restored (insertion)."""
+    size = x.shape[0] * x.shape[1]
+    curve = []
+    for k in range(steps + 1):
+        top = np.zeros(size, bool)
+        top[order[: int(round(k * size / steps))]] = True
+        take_baseline = ~top if insert else top
+        mask = take_baseline.reshape(x.shape[:2])[..., None]
+        curve.append(float(((np.where(mask, baseline, x)) * w).sum()))
+    return np.array(curve)
+
+
+def trapezoid(curve, steps):
+    return (curve[:-1] + curve[1:]).sum() / (2 * steps)
+
+
+@pytest.mark.parametrize("insert", [False, True])
+def test_curves_and_areas_equal_the_hand_computation(insert):
+    model, w = linear_image_model()
+    x = RNG.normal(size=(3, 4, 4, 2)).astype("float32")
+    maps = RNG.random((3, 4, 4)).astype("float32")
+    function = metrics.insertion if insert else metrics.deletion
+    for steps in (16, 5, 3):  # 5 and 3 do not divide the 16 positions
+        areas, curves = function(
+            model, x, maps, 0, steps=steps, baseline=0.5, return_curves=True
+        )
+        assert areas.shape == (3,) and curves.shape == (3, steps + 1)
+        for i in range(3):
+            order = np.argsort(-maps[i].ravel(), kind="stable")
+            expected = hand_curve(x[i], w, order, steps, insert, baseline=0.5)
+            np.testing.assert_allclose(curves[i], expected, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(
+                areas[i], trapezoid(expected, steps), rtol=1e-4, atol=1e-5
+            )
+
+
+def test_ties_go_in_position_order():
+    model, w = linear_image_model()
+    x = RNG.normal(size=(1, 4, 4, 2)).astype("float32")
+    _, curves = metrics.deletion(
+        model, x, np.ones((1, 4, 4)), 0, steps=16, return_curves=True
+    )
+    expected = hand_curve(x[0], w, np.arange(16), 16, insert=False)
+    np.testing.assert_allclose(curves[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_faithful_map_deletes_faster_and_inserts_faster():
+    # On a linear model with a positive input, the map w * x orders the
+    # positions by their true contribution; its reverse is the worst order.
+    model, w = linear_image_model(channels=1)
+    x = RNG.random((4, 4, 4, 1)).astype("float32")
+    good = (x * w).sum(-1)
+    assert (
+        metrics.deletion(model, x, good, 0) < metrics.deletion(model, x, -good, 0)
+    ).all()
+    assert (
+        metrics.insertion(model, x, good, 0) > metrics.insertion(model, x, -good, 0)
+    ).all()
+
+
+def test_a_softmax_model_is_scored_by_its_probability_of_the_predicted_class():
+    model, _ = linear_image_model(softmax=True)
+    x = RNG.normal(size=(3, 4, 4, 2)).astype("float32")
+    maps = RNG.random((3, 4, 4))
+    _, curves = metrics.deletion(model, x, maps, steps=4, return_curves=True)
+    probabilities = np.asarray(model(x))
+    np.testing.assert_allclose(curves[:, 0], probabilities.max(axis=1), rtol=1e-5)
+    _, inserted = metrics.insertion(model, x, maps, steps=4, return_curves=True)
+    np.testing.assert_allclose(inserted[:, -1], probabilities.max(axis=1), rtol=1e-5)
+
+
+def test_batching_streams_and_real_maps_agree():
+    model = models.randomize(models.functional(), seed=5)
+    x = RNG.random((5, 8, 8, 2)).astype("float32")
+    maps = viz.saliency(model, x)
+    together = metrics.deletion(model, x, maps, batch_size=64)
+    chunked = metrics.deletion(model, x, maps, batch_size=7)
+    np.testing.assert_allclose(chunked, together, rtol=1e-5, atol=1e-7)
+    stream = tf.data.Dataset.from_tensor_slices(x).batch(2)
+    np.testing.assert_allclose(
+        metrics.insertion(model, stream, maps),
+        metrics.insertion(model, x, maps),
+        rtol=1e-5,
+        atol=1e-7,
+    )
+
+
+@pytest.mark.parametrize(
+    "maps, kwargs, message",
+    [
+        (np.zeros((2, 4, 3)), {}, r"`maps` must hold one map per input.*\(2, 4, 3\)"),
+        (np.zeros((3, 4, 4)), {}, r"`maps` must hold one map per input \(2\)"),
+        (np.full((2, 4, 4), np.nan), {}, "`maps` must be a finite numeric array"),
+        ("saliency", {}, "`maps` must be a finite numeric array"),
+        (np.zeros((2, 4, 4)), {"steps": 0}, "`steps` must be a positive int"),
+    ],
+)
+def test_bad_arguments(maps, kwargs, message):
+    model, _ = linear_image_model()
+    with pytest.raises(ValueError, match=message):
+        metrics.deletion(model, np.zeros((2, 4, 4, 2)), maps, **kwargs)
