@@ -133,6 +133,7 @@ def main():
             model.predict(occluded, verbose=0, batch_size=BATCH)
 
     maps = viz.saliency(model, x)
+    channels = viz.feature_maps(model, x[:1], "pool2").shape[-1]  # CAM layer
     cases = {
         "limit fwd+bwd": lambda: forward_backward(xt).numpy(),
         "limit fwd": lambda: forward(xt).numpy(),
@@ -144,6 +145,7 @@ def main():
         "occlusion": lambda: viz.occlusion(model, x, patch_size=PATCH),
         "hires_cam": lambda: viz.hires_cam(model, x),
         "layer_cam": lambda: viz.layer_cam(model, x),
+        "score_cam": lambda: viz.score_cam(model, x),
         "deletion": lambda: viz.metrics.deletion(model, x, maps, steps=STEPS),
         "insertion": lambda: viz.metrics.insertion(model, x, maps, steps=STEPS),
         "naive occlusion (4 of 49)": naive_occlusion,
@@ -175,6 +177,11 @@ def main():
         ),
         ("HiResCAM", ratio(t["limit fwd+bwd"], t["hires_cam"]), ">= 0.8"),
         ("Layer-CAM", ratio(t["limit fwd+bwd"], t["layer_cam"]), ">= 0.8"),
+        (
+            f"Score-CAM ({channels} channels)",
+            ratio(channels * t["limit fwd"], t["score_cam"]),
+            ">= 0.8",
+        ),
         (
             f"deletion ({STEPS} steps)",
             ratio((STEPS + 1) * t["limit fwd"], t["deletion"]),

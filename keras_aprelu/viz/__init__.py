@@ -22,6 +22,7 @@ from keras_aprelu.viz.grad_cam import grad_cam_plus_plus
 from keras_aprelu.viz.grad_cam import guided_grad_cam
 from keras_aprelu.viz.grad_cam import hires_cam
 from keras_aprelu.viz.grad_cam import layer_cam
+from keras_aprelu.viz.grad_cam import score_cam
 from keras_aprelu.viz.noise_tunnel import noise_tunnel
 from keras_aprelu.viz.occlusion import occlusion
 from keras_aprelu.viz.plotting import overlay
@@ -60,4 +61,5 @@ __all__ = [
     "plot_filters",
     "plot_heatmaps",
     "saliency",
+    "score_cam",
 ]

@@ -25,6 +25,7 @@ METHODS = {
     "grad_cam_plus_plus": ("grad_cam_plus_plus", {}, ("layer",)),
     "hires_cam": ("hires_cam", {}, ("layer",)),
     "layer_cam": ("layer_cam", {}, ("layer",)),
+    "score_cam": ("score_cam", {}, ("layer",)),
     "guided_grad_cam": ("guided_grad_cam", {}, ("layer",)),
     "occlusion": ("occlusion", {}, ("patch_size", "stride", "baseline")),
 }

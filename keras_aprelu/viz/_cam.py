@@ -28,50 +28,87 @@ def resolve_layer(model, data, layer):
     return _layers.FeatureMap(*_layers.find_layer(model, layer))
 
 
-def _cam_function(model, layout, feature_map, rule, rule_key, logits, targets):
-    score_fn = targets.score_fn
+def _features(store, path, layout):
+    """The recorded feature map, checked, float32 and channels last."""
+    if 0 not in store:
+        raise ValueError(
+            f"`layer` {path!r} was not called when the model ran, so "
+            f"it has no activations to weigh. Received: layer={path!r}"
+        )
+    features = store[0]
+    if not hasattr(features, "shape") or len(features.shape) < 3:
+        raise ValueError(
+            "`layer` must have one feature map as output, shape "
+            "(batch, *spatial, channels), for a CAM. Received: "
+            f"layer={path!r} with output "
+            f"{getattr(features, 'shape', type(features).__name__)}"
+        )
+    return _channels_last(keras.ops.cast(features, "float32"), layout)
+
+
+def _channels_last(values, layout):
+    if not layout.channels_first:
+        return values
+    return keras.ops.transpose(values, [0, *range(2, len(values.shape)), 1])
+
+
+def gradient(rule):
+    """The weighting of a gradient rule `rule(features, grads) -> maps`: one
+    forward and one partial backward pass per input."""
+
+    def maps_of(model, layout, feature_map, run):
+        score_fn = run.targets.score_fn
+        path, found = feature_map.path, feature_map.layer
+
+        def build(model):
+            def fn(xs, targets):
+                store = {}
+                with _scores.logits_of(model, run.logits):
+                    with _tf.GradientTape() as tape:
+                        with _layers.recording(
+                            [found], store, tape.watch, inputs=feature_map.of_input
+                        ):
+                            outputs = model(layout.to_model(xs), training=False)
+                        scores = _scores.score(outputs, targets, score_fn)
+                features = _features(store, path, layout)
+                grads = tape.gradient(scores, store[0])
+                grads = _channels_last(keras.ops.cast(grads, "float32"), layout)
+                return rule(features, grads)
+
+            return fn
+
+        key = ("cam", layout, id(found), feature_map.of_input, rule.__name__)
+        fn = _tf.compiled(model, (*key, run.logits, run.targets.key), build)
+        return lambda start, xs: fn(xs, run.targets.slice(start, start + len(xs[0])))
+
+    return maps_of
+
+
+def features_function(model, layout, feature_map):
+    """The compiled feature map of a chunk, float32 and channels last."""
     path, found = feature_map.path, feature_map.layer
 
     def build(model):
-        def fn(xs, targets):
+        def fn(xs):
             store = {}
-            with _scores.logits_of(model, logits):
-                with _tf.GradientTape() as tape:
-                    with _layers.recording(
-                        [found], store, tape.watch, inputs=feature_map.of_input
-                    ):
-                        outputs = model(layout.to_model(xs), training=False)
-                    scores = _scores.score(outputs, targets, score_fn)
-            if 0 not in store:
-                raise ValueError(
-                    f"`layer` {path!r} was not called when the model ran, so "
-                    f"it has no activations to weigh. Received: layer={path!r}"
-                )
-            features = store[0]
-            if not hasattr(features, "shape") or len(features.shape) < 3:
-                raise ValueError(
-                    "`layer` must have one feature map as output, shape "
-                    "(batch, *spatial, channels), for a CAM. Received: "
-                    f"layer={path!r} with output "
-                    f"{getattr(features, 'shape', type(features).__name__)}"
-                )
-            grads = keras.ops.cast(tape.gradient(scores, features), "float32")
-            features = keras.ops.cast(features, "float32")
-            if layout.channels_first:
-                order = [0, *range(2, len(features.shape)), 1]
-                features = keras.ops.transpose(features, order)
-                grads = keras.ops.transpose(grads, order)
-            return rule(features, grads)
+            with _layers.recording([found], store, inputs=feature_map.of_input):
+                model(layout.to_model(xs), training=False)
+            return _features(store, path, layout)
 
         return fn
 
-    key = ("cam", layout, id(found), feature_map.of_input, rule_key, logits)
-    key += (targets.key,)
+    key = ("cam features", layout, id(found), feature_map.of_input)
     return _tf.compiled(model, key, build)
 
 
-def cam(model, inputs, target, rule, *, layer, logits, normalize, batch_size, progress):
-    """The maps of the CAM `rule`, upsampled to every input they fit.
+def cam(
+    model, inputs, target, weighting, *, layer, logits, normalize, batch_size, progress
+):
+    """The maps of a CAM, upsampled to every input they fit.
+
+    `weighting(model, layout, feature_map, run)` returns the function that
+    maps a chunk, `(start, xs) -> (chunk, *layer_spatial)` maps: `gradient`
+    of a rule, or Score-CAM's forward weighting.
 
     Returns the maps in the structure of the inputs: for each input whose
     number of spatial axes is the layer's, the map upsampled to its spatial
@@ -88,20 +125,29 @@ def cam(model, inputs, target, rule, *, layer, logits, normalize, batch_size, pr
     )
     layout = run.data.layout
     feature_map = resolve_layer(model, run.data, layer)
-    fn = _cam_function(
-        model, layout, feature_map, rule, rule.__name__, run.logits, run.targets
-    )
+    maps_of = weighting(model, layout, feature_map, run)
     sizes = []
 
     def compute(start, xs):
         if not sizes:
             sizes.extend(layout.spatial_shape(i, x.shape) for i, x in enumerate(xs))
-        return [fn(xs, run.targets.slice(start, start + len(xs[0])))]
+        return [maps_of(start, xs)]
 
     (maps,) = run.run(run.batch_size, compute)
     return run.pack(
         [upsample(maps, size) if len(size) == maps.ndim - 1 else None for size in sizes]
     )
+
+
+def interpolation(old, new):
+    """(low, high, frac) of a linear resize of one axis from `old` to `new`
+    points, with half-pixel centres, as `tf.image.resize` does: point i of
+    the result is `(1 - frac) * v[low] + frac * v[high]`."""
+    centre = (np.arange(new) + 0.5) * (old / new) - 0.5
+    centre = np.clip(centre, 0, old - 1)
+    low = np.floor(centre).astype("int32")
+    high = np.minimum(low + 1, old - 1).astype("int32")
+    return low, high, (centre - low).astype("float32")
 
 
 def upsample(maps, size):
@@ -118,11 +164,7 @@ def upsample(maps, size):
         old = maps.shape[axis]
         if old == new:
             continue
-        centre = (np.arange(new) + 0.5) * (old / new) - 0.5
-        centre = np.clip(centre, 0, old - 1)
-        low = np.floor(centre).astype(int)
-        high = np.minimum(low + 1, old - 1)
-        frac = (centre - low).astype("float32")
+        low, high, frac = interpolation(old, new)
         shape = [1] * maps.ndim
         shape[axis] = new
         frac = frac.reshape(shape)

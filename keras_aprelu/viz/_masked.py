@@ -24,9 +24,11 @@ def scores(model, layout, index, xs, baseline, variants, mask_of, targets, **kw)
             *spatial) of the positions to take from `baseline`, for the
             samples `which` and variants `where` of a pass.
         targets: The class of each sample (int32, no -1 left).
-        kw: `size` (pairs per pass), `score_fn`.
+        kw: `size` (pairs per pass), `score_fn`, and optionally
+            `outputs_fn`, applied to the model's outputs before scoring.
     """
     size, score_fn = kw["size"], kw["score_fn"]
+    outputs_fn = kw.get("outputs_fn") or (lambda outputs: outputs)
     total = keras.ops.shape(xs[0])[0] * variants
 
     def one_pass(start):
@@ -40,7 +42,7 @@ def scores(model, layout, index, xs, baseline, variants, mask_of, targets, **kw)
         batch[index] = (
             batch[index] * (1 - mask) + keras.ops.take(baseline, which, axis=0) * mask
         )
-        outputs = model(layout.to_model(batch), training=False)
+        outputs = outputs_fn(model(layout.to_model(batch), training=False))
         return _scores.score(outputs, keras.ops.take(targets, which, axis=0), score_fn)
 
     starts = keras.ops.arange(0, total, size)

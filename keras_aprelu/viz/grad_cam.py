@@ -10,6 +10,9 @@ import numpy as np
 from keras_aprelu.viz import _args
 from keras_aprelu.viz import _cam
 from keras_aprelu.viz import _inputs
+from keras_aprelu.viz import _masked
+from keras_aprelu.viz import _scores
+from keras_aprelu.viz import _tf
 from keras_aprelu.viz import saliency as _saliency
 
 __all__ = [
@@ -18,6 +21,7 @@ __all__ = [
     "guided_grad_cam",
     "hires_cam",
     "layer_cam",
+    "score_cam",
 ]
 
 
@@ -52,6 +56,101 @@ def hires_cam_rule(features, grads):
 def layer_cam_rule(features, grads):
     """relu(sum_k relu(g_k) * A_k), element by element."""
     return keras.ops.relu(keras.ops.sum(features * keras.ops.relu(grads), axis=-1))
+
+
+def score_weighting(weights):
+    """Score-CAM's weighting: each channel's activation, upsampled to the
+    input and min-max scaled to [0, 1], masks the input; the masked inputs'
+    scores weigh the channels. One forward pass per input and channel."""
+
+    def maps_of(model, layout, feature_map, run):
+        if layout.kind != "array":
+            raise ValueError(
+                "`inputs` must be one array: Score-CAM masks a single input "
+                f"with the layer's maps. Received: inputs with "
+                f"{len(layout.keys)} entries"
+            )
+        if weights == "probability" and run.targets.score_fn is not None:
+            raise ValueError(
+                '`weights="probability"` takes the softmax probability of a '
+                "class: `target` must be None, an int or ints. Received: "
+                f"target={run.targets.score_fn!r}"
+            )
+        features = _cam.features_function(model, layout, feature_map)
+        score_fn = run.targets.score_fn
+        softmax = keras.ops.softmax if weights == "probability" else None
+
+        def build(model):
+            def fn(xs, acts, lows, highs, fracs, targets):
+                spatial = len(acts.shape) - 2
+
+                def mask_of(which, where):
+                    # 1 - the channel's activation, upsampled, in [0, 1]:
+                    # the input is kept where the activation is high.
+                    index = keras.ops.reshape(where, [-1] + [1] * (spatial + 1))
+                    a = keras.ops.take(acts, which, axis=0)
+                    a = keras.ops.take_along_axis(a, index, axis=-1)[..., 0]
+                    for i in range(spatial):
+                        shape = [1] * (spatial + 1)
+                        shape[1 + i] = -1
+                        f = keras.ops.reshape(fracs[i], shape)
+                        a = (
+                            keras.ops.take(a, lows[i], axis=1 + i) * (1 - f)
+                            + keras.ops.take(a, highs[i], axis=1 + i) * f
+                        )
+                    axes = list(range(1, spatial + 1))
+                    low = keras.ops.min(a, axis=axes, keepdims=True)
+                    span = keras.ops.max(a, axis=axes, keepdims=True) - low
+                    safe = keras.ops.where(span > 0, span, 1.0)
+                    return 1 - keras.ops.where(span > 0, (a - low) / safe, 0.0)
+
+                logits = run.logits or weights == "probability"
+                with _scores.logits_of(model, logits):
+                    clean = model(layout.to_model(xs), training=False)
+                    targets = _scores.chosen_targets(clean, targets)
+                    scores = _masked.scores(
+                        model,
+                        layout,
+                        0,
+                        xs,
+                        keras.ops.zeros_like(xs[0]),
+                        keras.ops.shape(acts)[-1],
+                        mask_of,
+                        targets,
+                        size=run.batch_size,
+                        score_fn=score_fn,
+                        outputs_fn=softmax,
+                    )
+                if weights == "softmax":
+                    scores = keras.ops.softmax(scores, axis=-1)
+                shape = [-1] + [1] * spatial + [keras.ops.shape(scores)[-1]]
+                cam = keras.ops.sum(acts * keras.ops.reshape(scores, shape), axis=-1)
+                return keras.ops.relu(cam)
+
+            return fn
+
+        key = ("score_cam", layout, id(feature_map.layer), feature_map.of_input)
+        key += (weights, run.logits, run.targets.key, run.batch_size)
+        fn = _tf.compiled(model, key, build)
+
+        def compute(start, xs):
+            acts = _tf.to_numpy(features(xs))
+            inner = acts.shape[1:-1]
+            outer = layout.spatial_shape(0, xs[0].shape)
+            if len(inner) != len(outer):
+                raise ValueError(
+                    f"The layer's maps have {len(inner)} spatial axes but the "
+                    f"inputs have {len(outer)}. Received: layer="
+                    f"{feature_map.path!r} with maps of shape {acts.shape}"
+                )
+            axes = [_cam.interpolation(o, n) for o, n in zip(inner, outer, strict=True)]
+            lows, highs, fracs = ([axis[j] for axis in axes] for j in range(3))
+            chosen = run.targets.slice(start, start + len(xs[0]))
+            return fn(xs, acts, lows, highs, fracs, chosen)
+
+        return compute
+
+    return maps_of
 
 
 _COMMON = """
@@ -101,7 +200,7 @@ def grad_cam(
         model,
         inputs,
         target,
-        grad_cam_rule,
+        _cam.gradient(grad_cam_rule),
         layer=layer,
         logits=logits,
         normalize=normalize,
@@ -143,7 +242,7 @@ def grad_cam_plus_plus(
         model,
         inputs,
         target,
-        grad_cam_plus_plus_rule,
+        _cam.gradient(grad_cam_plus_plus_rule),
         layer=layer,
         logits=logits,
         normalize=normalize,
@@ -182,7 +281,7 @@ def hires_cam(
         model,
         inputs,
         target,
-        hires_cam_rule,
+        _cam.gradient(hires_cam_rule),
         layer=layer,
         logits=logits,
         normalize=normalize,
@@ -220,7 +319,56 @@ def layer_cam(
         model,
         inputs,
         target,
-        layer_cam_rule,
+        _cam.gradient(layer_cam_rule),
+        layer=layer,
+        logits=logits,
+        normalize=normalize,
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def score_cam(
+    model,
+    inputs,
+    target=None,
+    *,
+    layer=None,
+    weights="softmax",
+    logits=True,
+    normalize=True,
+    batch_size=64,
+    progress=False,
+):
+    """Score-CAM (Wang et al., 2020): each channel weighed by the score of
+    the input it masks, with no gradient.
+
+    Each channel `A_k` of `layer` is upsampled to the input (linearly, as
+    the maps are) and min-max scaled to [0, 1]; the input times that mask
+    is scored, `s_k`, for the class predicted on the clean input. The map is
+    `relu(sum_k w_k A_k)`, upsampled as in `grad_cam`, with
+    `w = softmax_k(s)` (`weights="softmax"`, the issue's and
+    pytorch-grad-cam's definition) or `w_k` = the softmax probability of
+    the class for the masked input (`weights="probability"`, the authors'
+    code and tf-keras-vis).
+
+    It uses no gradient, and does not depend on the sign of the features
+    through the weights: a channel is weighed by what the input it keeps
+    scores. Its map still adds `w_k A_k`, so negative features lower it.
+    {common}
+        weights: `"softmax"` or `"probability"`. Defaults to `"softmax"`.
+
+    Only for a model with one input.
+
+    Cost: one forward pass per input and channel of the layer, plus two;
+    the masked copies run in passes of `batch_size`.
+    """
+    weights = _args.check_choice(weights, "weights", ("softmax", "probability"))
+    return _cam.cam(
+        model,
+        inputs,
+        target,
+        score_weighting(weights),
         layer=layer,
         logits=logits,
         normalize=normalize,
@@ -270,6 +418,13 @@ def _product(guided, cams, normalize):
     return _inputs.finish(guided * cams, normalize)
 
 
-for _function in (grad_cam, grad_cam_plus_plus, guided_grad_cam, hires_cam, layer_cam):
+for _function in (
+    grad_cam,
+    grad_cam_plus_plus,
+    guided_grad_cam,
+    hires_cam,
+    layer_cam,
+    score_cam,
+):
     if _function.__doc__:  # None under python -OO
         _function.__doc__ = _function.__doc__.replace("{common}", _COMMON)

@@ -128,6 +128,63 @@ def test_hires_cam_counts_negative_features_with_negative_gradients():
     )
 
 
+def naive_score_cam(model, x, targets, layer, weights):
+    """One forward pass per sample and channel, upsampled by tf.image.resize."""
+    features = np.asarray(keras.Model(model.input, model.get_layer(layer).output)(x))
+    size = x.shape[1:3]
+    cams = []
+    with models.logits(model):
+        for i, target in enumerate(targets):
+            scores = []
+            for k in range(features.shape[-1]):
+                a = tf.image.resize(features[i, ..., k : k + 1][None], size)[0, ..., 0]
+                a = np.asarray(a)
+                span = a.max() - a.min()
+                mask = (a - a.min()) / span if span > 0 else np.zeros_like(a)
+                logits = np.asarray(model(x[i : i + 1] * mask[None, ..., None]))[0]
+                probabilities = np.exp(logits - logits.max())
+                probabilities /= probabilities.sum()
+                scores.append(
+                    logits[target] if weights == "softmax" else probabilities[target]
+                )
+            w = np.asarray(scores)
+            if weights == "softmax":
+                w = np.exp(w - w.max()) / np.exp(w - w.max()).sum()
+            cam = np.maximum((features[i] * w).sum(-1), 0)
+            cams.append(
+                np.asarray(tf.image.resize(cam[None, ..., None], size))[0, ..., 0]
+            )
+    return np.stack(cams)
+
+
+@pytest.mark.parametrize("weights", ["softmax", "probability"])
+def test_score_cam_equals_a_naive_loop(weights):
+    model = models.randomize(models.functional(), seed=7)
+    x = RNG.random((3, 8, 8, 2)).astype("float32")
+    targets = [0, 2, 1]
+    got = viz.score_cam(
+        model,
+        x,
+        targets,
+        layer="prelu",
+        weights=weights,
+        normalize=False,
+        batch_size=4,  # 6 channels x 3 samples in passes of 4
+    )
+    expected = naive_score_cam(model, x, targets, "prelu", weights)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    assert got.max() > 0
+
+
+def test_score_cam_refuses_what_it_cannot_weigh():
+    model = models.functional()
+    x = np.zeros((1, 8, 8, 2), "float32")
+    with pytest.raises(ValueError, match="`weights` must be one of"):
+        viz.score_cam(model, x, weights="mean")
+    with pytest.raises(ValueError, match='`weights="probability"` takes'):
+        viz.score_cam(model, x, lambda o: o[:, 0], weights="probability")
+
+
 def test_maps_are_upsampled_to_the_input_size():
     model, dense = identity_cam_model(pool=True)
     dense.set_weights([np.eye(2, dtype="float32"), np.zeros(2, "float32")])

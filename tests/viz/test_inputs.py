@@ -35,6 +35,7 @@ MAP_METHODS = {
     "noise_tunnel": lambda m, x, t=None, **k: viz.noise_tunnel(
         viz.gradient_x_input, m, x, t, samples=2, seed=3, **k
     ),
+    "score_cam": lambda m, x, t=None, **k: viz.score_cam(m, x, t, **k),
 }
 
 

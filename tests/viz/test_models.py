@@ -32,6 +32,7 @@ METHODS = {
     "gradient_x_input": lambda m, x, t, **k: viz.gradient_x_input(m, x, t, **k),
     "hires_cam": lambda m, x, t, **k: viz.hires_cam(m, x, t, layer="conv2", **k),
     "layer_cam": lambda m, x, t, **k: viz.layer_cam(m, x, t, layer="prelu", **k),
+    "score_cam": lambda m, x, t, **k: viz.score_cam(m, x, t, layer="prelu", **k),
 }
 
 
