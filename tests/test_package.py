@@ -21,7 +21,7 @@ def test_public_names():
     ]
     from keras_aprelu import viz
 
-    assert len(viz.__all__) == 24
+    assert len(viz.__all__) == 26
     for name in viz.__all__:
         assert callable(getattr(viz, name)), name
     assert sorted(keras_aprelu.activations.__all__) == [

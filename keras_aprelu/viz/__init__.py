@@ -30,9 +30,11 @@ from keras_aprelu.viz.plotting import plot_activation_functions
 from keras_aprelu.viz.plotting import plot_activation_maximization
 from keras_aprelu.viz.plotting import plot_aprelu_slopes
 from keras_aprelu.viz.plotting import plot_dead_units
+from keras_aprelu.viz.plotting import plot_deletion_curves
 from keras_aprelu.viz.plotting import plot_feature_maps
 from keras_aprelu.viz.plotting import plot_filters
 from keras_aprelu.viz.plotting import plot_heatmaps
+from keras_aprelu.viz.plotting import plot_randomization_test
 from keras_aprelu.viz.saliency import gradient_x_input
 from keras_aprelu.viz.saliency import integrated_gradients
 from keras_aprelu.viz.saliency import saliency
@@ -57,9 +59,11 @@ __all__ = [
     "plot_activation_maximization",
     "plot_aprelu_slopes",
     "plot_dead_units",
+    "plot_deletion_curves",
     "plot_feature_maps",
     "plot_filters",
     "plot_heatmaps",
+    "plot_randomization_test",
     "saliency",
     "score_cam",
 ]

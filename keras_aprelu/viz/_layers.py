@@ -208,6 +208,12 @@ def inspect(model, sample):
     return inspection
 
 
+def layers_that_ran(model):
+    """(path, layer) of every layer call, in the order they ran (`inspect`
+    must have run)."""
+    return [(call.path, call.layer) for call in _INSPECTIONS[model].calls]
+
+
 def final_layer(model):
     """The layer that produces the output of the model, or None if unknown
     (`inspect` must have run)."""

@@ -7,6 +7,7 @@ import keras
 
 from keras_aprelu.viz import _layers
 from keras_aprelu.viz import _registry
+from keras_aprelu.viz import _tf
 
 
 def score(outputs, targets, score_fn):
@@ -40,6 +41,21 @@ def chosen_targets(outputs, targets):
         return targets
     predicted = keras.ops.cast(keras.ops.argmax(outputs, axis=-1), "int32")
     return keras.ops.where(targets < 0, predicted, targets)
+
+
+def classes_function(model, layout, logits):
+    """The compiled classes of a chunk: `targets`, with -1 replaced by the
+    class predicted for the clean input."""
+
+    def build(model):
+        def fn(xs, targets):
+            with logits_of(model, logits):
+                outputs = model(layout.to_model(xs), training=False)
+            return chosen_targets(outputs, targets)
+
+        return fn
+
+    return _tf.compiled(model, ("classes", layout, logits), build)
 
 
 def final_squasher(model):

@@ -1,9 +1,11 @@
-"""Faithfulness metrics: which map to believe.
+"""Faithfulness metrics and sanity checks: which map to believe.
 
 `deletion` and `insertion` (Petsiuk et al., 2018) ask whether the positions
 a map ranks highest are the ones the model needs: removing them first
 should make the score fall fast (a low deletion area), and restoring them
 first should make it rise fast (a high insertion area).
+`randomization_test` (Adebayo et al., 2018) asks whether a map depends on
+the model at all.
 """
 
 import keras
@@ -15,7 +17,7 @@ from keras_aprelu.viz import _masked
 from keras_aprelu.viz import _scores
 from keras_aprelu.viz import _tf
 
-__all__ = ["deletion", "insertion"]
+__all__ = ["deletion", "insertion", "randomization_test"]
 
 
 def _curve_function(model, layout, steps, insert, size, targets):
@@ -237,3 +239,122 @@ def insertion(
 for _function in (deletion, insertion):
     if _function.__doc__:  # None under python -OO
         _function.__doc__ = _function.__doc__.replace("{doc}", _DOC)
+
+
+def _rank(values):
+    """Ranks of each row, ties given their average rank (as Spearman's)."""
+    ranks = np.empty(values.shape, "float64")
+    for row, value in enumerate(values):
+        order = np.argsort(value, kind="stable")
+        ordered = value[order]
+        # Runs of equal values share the mean of their positions.
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        ends = np.r_[starts[1:], len(value)]
+        mean = (starts + ends - 1) / 2.0
+        ranks[row, order] = np.repeat(mean, ends - starts)
+    return ranks
+
+
+def _spearman(a, b):
+    """Spearman's rank correlation of each pair of maps, shape (batch,); 0
+    where a map is constant."""
+    a = _rank(np.asarray(a, "float64").reshape(len(a), -1))
+    b = _rank(np.asarray(b, "float64").reshape(len(b), -1))
+    a -= a.mean(axis=1, keepdims=True)
+    b -= b.mean(axis=1, keepdims=True)
+    norm = np.sqrt((a**2).sum(axis=1) * (b**2).sum(axis=1))
+    safe = np.where(norm > 0, norm, 1)
+    return np.where(norm > 0, (a * b).sum(axis=1) / safe, 0.0).astype("float32")
+
+
+def _weighted_layers(model, layers):
+    """(path, layer) of the layers to randomize, from the output down."""
+    from keras_aprelu.viz import _layers
+
+    if layers is None:
+        found = [
+            (path, layer)
+            for path, layer in reversed(_layers.layers_that_ran(model))
+            if any(w.trainable for w in layer.weights)
+        ]
+    else:
+        found = [_layers.find_layer(model, layer) for layer in layers]
+    unique = list({id(layer): (path, layer) for path, layer in found}.values())
+    if not unique:
+        raise ValueError(
+            "`model` has no layer with trainable weights to randomize. "
+            f"Received: layers={layers!r}"
+        )
+    return unique
+
+
+def randomization_test(
+    model, inputs, method, target=None, *, layers=None, seed=0, **method_kwargs
+):
+    """The model-parameter randomization test (Adebayo et al., 2018).
+
+    The weighted layers are randomized cumulatively, from the output layer
+    down, and the maps of `method` are computed again after each step. A
+    method whose maps explain the model must change as its weights do: the
+    rank correlation with the original maps should fall as the layers go.
+    (Guided backprop is known to fail it on ReLU networks.)
+
+    Each trainable weight is redrawn from a Gaussian with that weight's own
+    standard deviation (the paper uses each layer's initializer; not every
+    layer exposes one for every weight, APReLU's inner Dense and
+    BatchNormalization among them); moving statistics stay as they are.
+    Every weight of the model is restored afterwards, bit for bit, also
+    when an error is raised.
+
+    Args:
+        model: A Keras 3 model.
+        inputs: As in `saliency`.
+        method: A viz map method, such as `viz.saliency` or `viz.grad_cam`.
+        target: As in `saliency`; `None` fixes the classes predicted by the
+            original model, so that every step explains the same class.
+        layers: The layers to randomize, in order (names, paths or
+            Layers). Defaults to every layer with trainable weights, from
+            the output down, in the order they ran.
+        seed: Seed of the new weights. Defaults to 0.
+        **method_kwargs: Passed to `method`.
+
+    Returns:
+        dict from the path of the last layer randomized at each step, in
+        order, to the Spearman rank correlation of each input's map with
+        its original map, float32 of shape `(batch,)`.
+
+    Cost: the method's cost once per layer, plus once.
+    """
+    if not callable(method):
+        raise TypeError(
+            "`method` must be a viz map method, such as viz.saliency. "
+            f"Received: method={method!r}"
+        )
+    seed = _args.check_int(seed, "seed", 0)
+    data = _inputs.read(model, inputs)
+    if target is None and _inputs.num_classes(model) is not None:
+        # The classes of the original model, explained at every step.
+        classes = _scores.classes_function(model, data.layout, True)
+
+        def predicted(start, xs):
+            return [classes(xs, np.full(len(xs[0]), -1, "int32"))]
+
+        (target,) = _inputs.collect(data, 256, predicted)
+    found = _weighted_layers(model, layers)
+    original = method(model, inputs, target, **method_kwargs)
+    saved = [np.array(w) for w in model.get_weights()]
+    rng = np.random.default_rng(seed)
+    result = {}
+    try:
+        for path, layer in found:
+            for weight in layer.weights:
+                if not weight.trainable:
+                    continue
+                value = np.asarray(keras.ops.convert_to_numpy(weight))
+                scale = float(value.std())
+                weight.assign(rng.normal(0.0, scale, value.shape).astype(value.dtype))
+            maps = method(model, inputs, target, **method_kwargs)
+            result[path] = _spearman(original, maps)
+    finally:
+        model.set_weights(saved)
+    return result

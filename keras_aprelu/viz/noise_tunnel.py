@@ -32,20 +32,6 @@ def _method_of(method):
     )
 
 
-def _classes_function(model, layout, logits):
-    """The predicted class of each clean input (for target=None)."""
-
-    def build(model):
-        def fn(xs, targets):
-            with _scores.logits_of(model, logits):
-                outputs = model(layout.to_model(xs), training=False)
-            return _scores.chosen_targets(outputs, targets)
-
-        return fn
-
-    return _tf.compiled(model, ("classes", layout, logits), build)
-
-
 def _aggregate(maps, kind):
     """(inputs, samples, *spatial) raw maps -> (inputs, *spatial)."""
     if kind == "smoothgrad":
@@ -139,7 +125,7 @@ def noise_tunnel(
             "of one input, the same for every noisy copy. Received: "
             f"baseline.shape={np.shape(base)}"
         )
-    classes = _classes_function(model, layout, run.logits)
+    classes = _scores.classes_function(model, layout, run.logits)
 
     def compute(start, xs):
         count = len(xs[0])

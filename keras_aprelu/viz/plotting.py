@@ -9,9 +9,11 @@ __all__ = [
     "plot_activation_maximization",
     "plot_aprelu_slopes",
     "plot_dead_units",
+    "plot_deletion_curves",
     "plot_feature_maps",
     "plot_filters",
     "plot_heatmaps",
+    "plot_randomization_test",
 ]
 
 
@@ -532,3 +534,102 @@ def plot_activation_functions(
     left.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _axes(ax, size=(5, 3.5)):
+    if ax is None:
+        plt = _pyplot()
+        _, ax = plt.subplots(figsize=size)
+    return ax
+
+
+def _curves_of(values, name):
+    """`values`: dict from a title to an array of rows; TypeError otherwise."""
+    if not isinstance(values, dict) or not values:
+        raise TypeError(
+            f"`{name}` must be a non-empty dict from a method's name to its "
+            f"results. Received: {name}={type(values).__name__}"
+        )
+    return {title: _array(rows, f"{name}[{title!r}]") for title, rows in values.items()}
+
+
+def plot_deletion_curves(curves, *, ax=None, ylabel="score"):
+    """The mean deletion (or insertion) curve of each method, with its area.
+
+    Args:
+        curves: dict from a method's name to its curves, shape `(batch,
+            steps + 1)`, as `metrics.deletion(..., return_curves=True)`
+            returns them.
+        ax: The Axes to draw on. Defaults to a new figure.
+        ylabel: Label of the score axis. Defaults to "score".
+
+    Returns:
+        The Figure. Each line is the mean curve over the inputs, with its
+        quartiles shaded; the legend gives its mean area.
+    """
+    curves = _curves_of(curves, "curves")
+    ax = _axes(ax)
+    for title, values in curves.items():
+        if values.ndim != 2 or values.shape[1] < 2:
+            raise ValueError(
+                "Every entry of `curves` must have shape (batch, steps + 1). "
+                f"Received: curves[{title!r}].shape={values.shape}"
+            )
+        fraction = np.linspace(0, 1, values.shape[1])
+        areas = (values[:, :-1] + values[:, 1:]).sum(axis=1) / (2 * (len(fraction) - 1))
+        line = ax.plot(
+            fraction, values.mean(axis=0), label=f"{title} ({areas.mean():.3f})"
+        )
+        low, high = np.percentile(values, [25, 75], axis=0)
+        ax.fill_between(fraction, low, high, color=line[0].get_color(), alpha=0.15)
+    ax.set_xlabel("fraction of positions moved")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8, title="method (area)")
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_randomization_test(results, *, ax=None):
+    """The randomization test: the rank correlation of each method's maps
+    with its original maps, as the layers are randomized from the top.
+
+    Args:
+        results: dict from a method's name to what
+            `metrics.randomization_test` returned for it (layer -> (batch,)
+            correlations), all over the same layers.
+        ax: The Axes to draw on. Defaults to a new figure.
+
+    Returns:
+        The Figure: the mean correlation per step, with its spread (one
+        standard deviation) shaded. A method that passes falls towards 0.
+    """
+    if not isinstance(results, dict) or not results:
+        raise TypeError(
+            "`results` must be a non-empty dict from a method's name to the "
+            "dict randomization_test returns. Received: "
+            f"results={type(results).__name__}"
+        )
+    ax = _axes(ax, size=(6, 3.5))
+    steps = None
+    for title, result in results.items():
+        if not isinstance(result, dict) or not result:
+            raise TypeError(
+                "Every entry of `results` must be the dict randomization_test "
+                f"returns. Received: results[{title!r}]={type(result).__name__}"
+            )
+        values = np.stack([np.asarray(v, "float32") for v in result.values()])
+        steps = list(result)
+        mean, spread = values.mean(axis=1), values.std(axis=1)
+        x = np.arange(len(steps))
+        line = ax.plot(x, mean, marker="o", label=title)
+        ax.fill_between(
+            x, mean - spread, mean + spread, color=line[0].get_color(), alpha=0.15
+        )
+    ax.axhline(0, color="gray", linewidth=0.5)
+    ax.set_xticks(range(len(steps)), steps, rotation=45, ha="right")
+    ax.set_xlabel("randomized down to layer")
+    ax.set_ylabel("Spearman correlation")
+    ax.set_ylim(-1, 1)
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure

@@ -127,3 +127,92 @@ def test_bad_arguments(maps, kwargs, message):
     model, _ = linear_image_model()
     with pytest.raises(ValueError, match=message):
         metrics.deletion(model, np.zeros((2, 4, 4, 2)), maps, **kwargs)
+
+
+def recording_method(model, log):
+    """gradient x input, recording its maps and which layers differ from
+    the original model at each call."""
+    original = {
+        path: [np.array(w) for w in layer.get_weights()] for path, layer in _walk(model)
+    }
+
+    def method(model, x, target, **kwargs):
+        changed = [
+            path
+            for path, layer in _walk(model)
+            if any(
+                not np.array_equal(a, b)
+                for a, b in zip(layer.get_weights(), original[path], strict=True)
+            )
+        ]
+        maps = viz.gradient_x_input(model, x, target, **kwargs)
+        log.append((changed, maps, target))
+        return maps
+
+    return method
+
+
+def _walk(model):
+    from keras_aprelu.viz import _layers
+
+    return [(p, lyr) for p, lyr in _layers.walk(model) if lyr.weights]
+
+
+def test_randomization_test_is_cumulative_from_the_top_with_spearman_correlations():
+    stats = pytest.importorskip("scipy.stats")
+    model = models.randomize(models.functional(), seed=9)
+    x = RNG.random((4, 8, 8, 2)).astype("float32")
+    before = [np.array(w) for w in model.get_weights()]
+    log = []
+    result = metrics.randomization_test(model, x, recording_method(model, log))
+    # dense, prelu, conv2, aprelu, conv1: from the output down, cumulatively.
+    assert list(result) == ["dense", "prelu", "conv2", "aprelu", "conv1"]
+    assert [changed for changed, _, _ in log] == [
+        [],
+        ["dense"],
+        ["prelu", "dense"],
+        ["conv2", "prelu", "dense"],
+        ["aprelu", "conv2", "prelu", "dense"],
+        ["conv1", "aprelu", "conv2", "prelu", "dense"],
+    ]
+    original = log[0][1]
+    for correlations, (_, maps, target) in zip(result.values(), log[1:], strict=True):
+        expected = [
+            stats.spearmanr(original[i].ravel(), maps[i].ravel()).statistic
+            for i in range(4)
+        ]
+        np.testing.assert_allclose(correlations, expected, rtol=1e-5, atol=1e-6)
+        # Every step explains the class the original model predicted.
+        np.testing.assert_array_equal(target, np.argmax(np.asarray(model(x)), 1))
+    assert result["conv1"].mean() < 0.9  # the maps depend on the weights
+    for a, b in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # restored bit for bit
+
+
+def test_randomization_test_restores_the_model_after_an_error():
+    model = models.randomize(models.functional(), seed=9)
+    x = RNG.random((2, 8, 8, 2)).astype("float32")
+    before = [np.array(w) for w in model.get_weights()]
+    calls = []
+
+    def failing(model, x, target, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("a method that fails at the second layer")
+        return viz.saliency(model, x, target, **kwargs)
+
+    with pytest.raises(RuntimeError, match="fails at the second layer"):
+        metrics.randomization_test(model, x, failing)
+    for a, b in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    result = metrics.randomization_test(model, x, viz.saliency, layers=["conv2"])
+    assert list(result) == ["conv2"] and result["conv2"].shape == (2,)
+
+
+def test_spearman_with_ties_and_constant_maps():
+    stats = pytest.importorskip("scipy.stats")
+    a = np.array([[0.0, 0.0, 1.0, 2.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]])
+    b = np.array([[3.0, 0.0, 0.0, 2.0, 1.0, 1.0], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]])
+    got = metrics._spearman(a, b)
+    np.testing.assert_allclose(got[0], stats.spearmanr(a[0], b[0]).statistic, rtol=1e-6)
+    assert got[1] == 0.0  # a constant map correlates with nothing

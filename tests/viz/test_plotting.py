@@ -184,3 +184,33 @@ def test_wrong_kinds_of_object_raise_type_errors():
         plotting.plot_heatmaps(model, {"a": np.zeros((1, 8, 8))})
     with pytest.raises(TypeError, match="`model` must be a Keras 3"):
         plotting.plot_filters(np.zeros((3, 3)))
+
+
+def test_deletion_curves_show_each_methods_mean_and_area():
+    curves = {
+        "Saliency": np.array([[1.0, 0.5, 0.0], [1.0, 0.7, 0.2]]),
+        "Grad-CAM": np.array([[1.0, 0.9, 0.8], [1.0, 0.8, 0.6]]),
+    }
+    fig, ax = plt.subplots()
+    assert plotting.plot_deletion_curves(curves, ax=ax) is fig
+    lines = ax.get_lines()
+    np.testing.assert_allclose(lines[0].get_xdata(), [0, 0.5, 1])
+    np.testing.assert_allclose(lines[0].get_ydata(), [1.0, 0.6, 0.1])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    # Saliency: the areas of its two curves are 0.5 and 0.65, mean 0.575.
+    assert labels == ["Saliency (0.575)", "Grad-CAM (0.850)"]
+    with pytest.raises(TypeError, match="`curves` must be a non-empty dict"):
+        plotting.plot_deletion_curves(curves["Saliency"])
+
+
+def test_randomization_test_plot():
+    results = {
+        "saliency": {"dense": np.array([0.9, 0.7]), "conv": np.array([0.2, 0.0])},
+        "guided": {"dense": np.array([1.0, 1.0]), "conv": np.array([0.9, 0.9])},
+    }
+    fig = plotting.plot_randomization_test(results)
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.8, 0.1])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["dense", "conv"]
+    with pytest.raises(TypeError, match="Every entry of `results`"):
+        plotting.plot_randomization_test({"saliency": np.zeros(2)})
