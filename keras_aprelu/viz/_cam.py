@@ -57,13 +57,15 @@ def gradient(rule):
     forward and one partial backward pass per input."""
 
     def maps_of(model, layout, feature_map, run):
-        score_fn = run.targets.score_fn
+        # What the compiled function closes over must not hold the model:
+        # `run` does (through its inputs), so only plain values are taken.
+        score_fn, logits = run.targets.score_fn, run.logits
         path, found = feature_map.path, feature_map.layer
 
         def build(model):
             def fn(xs, targets):
                 store = {}
-                with _scores.logits_of(model, run.logits):
+                with _scores.logits_of(model, logits):
                     with _tf.GradientTape() as tape:
                         with _layers.recording(
                             [found], store, tape.watch, inputs=feature_map.of_input
@@ -78,7 +80,7 @@ def gradient(rule):
             return fn
 
         key = ("cam", layout, id(found), feature_map.of_input, rule.__name__)
-        fn = _tf.compiled(model, (*key, run.logits, run.targets.key), build)
+        fn = _tf.compiled(model, (*key, logits, run.targets.key), build)
         return lambda start, xs: fn(xs, run.targets.slice(start, start + len(xs[0])))
 
     return maps_of

@@ -28,7 +28,9 @@ def compiled(model, key, build):
 
     `build(model)` returns the Python function to compile. It gets the model
     as an argument, at trace time, so that nothing it closes over needs to
-    hold the model: what `build` closes over must not be the model.
+    hold the model: what `build` closes over must not be the model, nor
+    anything that holds it (the `_inputs.Inputs` or `Request` of a call).
+    tests/viz/test_real_models.py frees models after every method.
 
     Functions are compiled without autograph, so an error raised while
     tracing reaches the user as it was raised, with no "in user code" block.

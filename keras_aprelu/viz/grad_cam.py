@@ -77,7 +77,10 @@ def score_weighting(weights):
                 f"target={run.targets.score_fn!r}"
             )
         features = _cam.features_function(model, layout, feature_map)
-        score_fn = run.targets.score_fn
+        # The compiled function must not close over `run`: it holds the
+        # model, through its inputs.
+        score_fn, size = run.targets.score_fn, run.batch_size
+        logits = run.logits or weights == "probability"
         softmax = keras.ops.softmax if weights == "probability" else None
 
         def build(model):
@@ -104,7 +107,6 @@ def score_weighting(weights):
                     safe = keras.ops.where(span > 0, span, 1.0)
                     return 1 - keras.ops.where(span > 0, (a - low) / safe, 0.0)
 
-                logits = run.logits or weights == "probability"
                 with _scores.logits_of(model, logits):
                     clean = model(layout.to_model(xs), training=False)
                     targets = _scores.chosen_targets(clean, targets)
@@ -117,7 +119,7 @@ def score_weighting(weights):
                         keras.ops.shape(acts)[-1],
                         mask_of,
                         targets,
-                        size=run.batch_size,
+                        size=size,
                         score_fn=score_fn,
                         outputs_fn=softmax,
                     )

@@ -44,6 +44,14 @@ MAP_METHODS = {
 }
 
 
+SMALL_METHODS = {
+    **MAP_METHODS,
+    "occlusion": lambda m, x: viz.occlusion(m, x, patch_size=4),
+    "score_cam": lambda m, x: viz.score_cam(m, x),
+    "noise_tunnel": lambda m, x: viz.noise_tunnel(viz.saliency, m, x, samples=2),
+}
+
+
 @pytest.mark.parametrize("name", list(APPLICATIONS))
 def test_keras_applications_run_every_method_with_the_usual_cam_layer(name, caplog):
     constructor, size, expected = APPLICATIONS[name]
@@ -69,11 +77,23 @@ def test_keras_applications_run_every_method_with_the_usual_cam_layer(name, capl
 def test_models_are_freed_and_functions_bounded():
     refs = []
     x = np.random.default_rng(1).random((2, 8, 8, 2)).astype("float32")
+    # Every method compiles its own functions: any that closed over the
+    # model (or something holding it) would keep it alive here.
+    methods = {
+        **SMALL_METHODS,
+        "grad_cam lambda": lambda m, x: viz.grad_cam(m, x, lambda o: o[:, 1]),
+        "deletion": lambda m, x: viz.metrics.deletion(m, x, np.ones(x.shape[:3])),
+        "randomization": lambda m, x: viz.metrics.randomization_test(
+            m, x, viz.saliency, layers=["dense"]
+        ),
+        "slopes": lambda m, x: viz.aprelu_slopes(m, x),
+        "dead units": lambda m, x: viz.dead_units(m, x),
+        "feature maps": lambda m, x: viz.feature_maps(m, x, "conv2"),
+    }
     for seed in range(5):
         model = models.randomize(models.functional(), seed=seed)
-        viz.grad_cam(model, x, lambda outputs: outputs[:, 1])
-        viz.saliency(model, x, modifier="guided")
-        viz.occlusion(model, x, patch_size=4)
+        for fn in methods.values():
+            fn(model, x)
         refs.append(weakref.ref(model))
         del model
     gc.collect()
