@@ -476,7 +476,7 @@ def baselines(baseline, layout, xs, start):
     items = per_input(baseline, "baseline", layout)
     out = []
     for item, x in zip(items, xs, strict=True):
-        base = np.asarray(item, dtype="float32") if _is_numeric(item) else None
+        base = np.asarray(item, dtype="float32") if is_numeric(item) else None
         if base is not None and base.ndim == x.ndim and len(base) > 1:
             base = base[start : start + len(x)]
         try:
@@ -495,7 +495,8 @@ def baselines(baseline, layout, xs, start):
     return out
 
 
-def _is_numeric(value):
+def is_numeric(value):
+    """Whether `value` converts to a numeric NumPy array."""
     if isinstance(value, numbers.Number):
         return True
     try:

@@ -99,7 +99,7 @@ def _curves(
             "positions of a single input. Received: inputs with "
             f"{len(layout.keys)} entries"
         )
-    maps = np.asarray(maps, "float32") if _is_numeric(maps) else None
+    maps = np.asarray(maps, "float32") if _inputs.is_numeric(maps) else None
     if maps is None or not np.isfinite(maps).all():
         raise ValueError(
             "`maps` must be a finite numeric array of shape (batch, *spatial). "
@@ -134,13 +134,6 @@ def _curves(
     areas = (curves[:, :-1] + curves[:, 1:]).sum(axis=1) / (2 * steps)
     areas = areas.astype("float32")
     return (areas, curves.astype("float32")) if return_curves else areas
-
-
-def _is_numeric(value):
-    try:
-        return np.issubdtype(np.asarray(value).dtype, np.number)
-    except (ValueError, TypeError):
-        return False
 
 
 _DOC = """
