@@ -17,7 +17,7 @@ from keras_aprelu.viz import _masked
 from keras_aprelu.viz import _scores
 from keras_aprelu.viz import _tf
 
-__all__ = ["deletion", "insertion", "randomization_test"]
+__all__ = ["areas", "deletion", "insertion", "randomization_test"]
 
 
 def _curve_function(model, layout, steps, insert, size, targets):
@@ -57,6 +57,16 @@ def _curve_function(model, layout, steps, insert, size, targets):
 
     key = ("insertion" if insert else "deletion", layout, steps, size, targets.key)
     return _tf.compiled(model, key, build)
+
+
+def areas(curves):
+    """The trapezoidal area of each curve, shape (batch,), over the fraction
+    [0, 1] of positions moved: curves of shape (batch, steps + 1)."""
+    curves = np.asarray(curves, "float32")
+    steps = curves.shape[1] - 1
+    return ((curves[:, :-1] + curves[:, 1:]).sum(axis=1) / (2 * steps)).astype(
+        "float32"
+    )
 
 
 def _ranks(maps):
@@ -131,9 +141,8 @@ def _curves(
             f"`maps` must hold one map per input ({run.data.count}). "
             f"Received: maps.shape={maps.shape}"
         )
-    areas = (curves[:, :-1] + curves[:, 1:]).sum(axis=1) / (2 * steps)
-    areas = areas.astype("float32")
-    return (areas, curves.astype("float32")) if return_curves else areas
+    curves = curves.astype("float32")
+    return (areas(curves), curves) if return_curves else areas(curves)
 
 
 _DOC = """

@@ -567,6 +567,8 @@ def plot_deletion_curves(curves, *, ax=None, ylabel="score"):
         The Figure. Each line is the mean curve over the inputs, with its
         quartiles shaded; the legend gives its mean area.
     """
+    from keras_aprelu.viz.metrics import areas
+
     curves = _curves_of(curves, "curves")
     ax = _axes(ax)
     for title, values in curves.items():
@@ -576,10 +578,8 @@ def plot_deletion_curves(curves, *, ax=None, ylabel="score"):
                 f"Received: curves[{title!r}].shape={values.shape}"
             )
         fraction = np.linspace(0, 1, values.shape[1])
-        areas = (values[:, :-1] + values[:, 1:]).sum(axis=1) / (2 * (len(fraction) - 1))
-        line = ax.plot(
-            fraction, values.mean(axis=0), label=f"{title} ({areas.mean():.3f})"
-        )
+        area = areas(values).mean()
+        line = ax.plot(fraction, values.mean(axis=0), label=f"{title} ({area:.3f})")
         low, high = np.percentile(values, [25, 75], axis=0)
         ax.fill_between(fraction, low, high, color=line[0].get_color(), alpha=0.15)
     ax.set_xlabel("fraction of positions moved")
