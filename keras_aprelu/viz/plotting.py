@@ -36,6 +36,14 @@ def _figure(rows, cols, size=2.0):
     return fig, axes
 
 
+def _axes(ax, size=(5, 3.5)):
+    """`ax`, or the Axes of a new one-panel figure of `size` inches."""
+    if ax is None:
+        plt = _pyplot()
+        _, ax = plt.subplots(figsize=size)
+    return ax
+
+
 def _as_image(image):
     """One image (H, W), (H, W, 1), (H, W, 3) or channels first (1|3, H, W),
     in [0, 1] or [0, 255], as what imshow takes: (H, W) or RGB in [0, 1]."""
@@ -218,9 +226,7 @@ def overlay(image, heatmap, *, alpha=0.5, cmap=None, ax=None):
             "image or a volume, channels first or last). Received: "
             f"heatmap.shape={heatmap.shape}, image.shape={image.shape}"
         )
-    if ax is None:
-        fig, axes = _figure(1, 1, size=3.0)
-        ax = axes[0, 0]
+    ax = _axes(ax, size=(3.0, 3.0))
     _draw(ax, image, heatmap, alpha, cmap)
     return ax.figure
 
@@ -455,9 +461,7 @@ def plot_dead_units(dead, *, ax=None):
             "`dead` must be the dict of `viz.dead_units`, from layer path to "
             f"a fraction. Received: dead={type(dead).__name__}"
         )
-    if ax is None:
-        plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(dead)), 3))
+    ax = _axes(ax, size=(max(4, 0.8 * len(dead)), 3))
     ax.bar(range(len(dead)), [100 * v for v in dead.values()])
     ax.set_xticks(range(len(dead)), list(dead), rotation=45, ha="right")
     ax.set_ylabel("dead units (%)")
@@ -534,13 +538,6 @@ def plot_activation_functions(
     left.legend(fontsize=8)
     fig.tight_layout()
     return fig
-
-
-def _axes(ax, size=(5, 3.5)):
-    if ax is None:
-        plt = _pyplot()
-        _, ax = plt.subplots(figsize=size)
-    return ax
 
 
 def _curves_of(values, name):
