@@ -1,11 +1,12 @@
 """What every class activation map (CAM) shares.
 
-A CAM variant is only its weighting rule: a function
+A CAM variant is only its weighting. Most are a gradient rule, a function
 `rule(features, grads) -> maps` from the layer's activations and the
 gradient of the score with respect to them, both float32, channels last,
-shape (batch, *spatial, channels), to maps of shape (batch, *spatial).
-Finding the layer, recording it, taking the gradient, upsampling the maps to
-the inputs and the output contract live here, once.
+shape (batch, *spatial, channels), to maps of shape (batch, *spatial),
+passed as `gradient(rule)`; Score-CAM weighs by forward passes instead
+(`grad_cam.score_weighting`). Finding the layer, recording it, upsampling
+the maps to the inputs and the output contract live here, once.
 """
 
 import keras

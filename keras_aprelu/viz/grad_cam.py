@@ -1,7 +1,8 @@
-"""Grad-CAM, Grad-CAM++ and guided Grad-CAM.
+"""The CAM family: Grad-CAM, Grad-CAM++, HiResCAM, Layer-CAM, Score-CAM and
+guided Grad-CAM.
 
-Each CAM is its weighting rule (see `_cam`); adding one is a rule and a
-public function that passes it to `_cam.cam`.
+Each CAM is its weighting (see `_cam`); adding one is a rule and a public
+function that passes it to `_cam.cam`.
 """
 
 import keras

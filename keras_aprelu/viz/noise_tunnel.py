@@ -25,7 +25,7 @@ _OWN = ("target", "normalize", "batch_size", "logits", "progress", "smooth_sampl
 def _method_of(method):
     for name, function in METHODS.items():
         if method is function or method == name:
-            return name, function
+            return function
     raise ValueError(
         f"`method` must be one of {', '.join(METHODS)} (the function or its "
         f"name). Received: method={getattr(method, '__name__', method)!r}"
@@ -95,7 +95,7 @@ def noise_tunnel(
 
     Cost: `samples` times the method's cost, plus one forward pass.
     """
-    name, function = _method_of(method)
+    function = _method_of(method)
     samples = _args.check_positive_int(samples, "samples")
     noise = _args.check_number(noise, "noise", 0)
     kind = _args.check_choice(kind, "kind", KINDS)

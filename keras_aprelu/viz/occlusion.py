@@ -156,7 +156,7 @@ def occlusion(
 
     def plan(xs):
         """Per input: (spatial size, patch size, corners), checked once."""
-        plans = []
+        result = []
         patches = _inputs.per_input(patch_size, "patch_size", layout)
         strides = _inputs.per_input(stride, "stride", layout)
         for i, x in enumerate(xs):
@@ -170,8 +170,8 @@ def occlusion(
             step = _args.per_axis(
                 patch if strides[i] is None else strides[i], "stride", spatial
             )
-            plans.append((spatial, patch, patch_corners(spatial, patch, step)))
-        return plans
+            result.append((spatial, patch, patch_corners(spatial, patch, step)))
+        return result
 
     def compute(start, xs):
         nonlocal plans
