@@ -1,122 +1,77 @@
-"""TensorFlow kernels with hand-written gradients, shared by layers and activations.
+"""The kernels shared by the layers and the activations, on every backend.
 
-This is the only module that talks to TensorFlow directly. Every other module
-goes through `keras.ops`. Each kernel states what its custom gradient keeps
-for the backward pass and why; `benchmarks/bench_layers.py` measures what that
-buys against plain autodiff of the same forward.
+Each kernel is written here once in `keras.ops`, differentiated by the
+backend's own autodiff. On TensorFlow, `_tf_ops` replaces it with a kernel
+that has a hand-written gradient, where `benchmarks/bench_layers.py` shows
+that it pays there (memory, TFLite's PRELU fusion, Maxout's int32 argmax).
+On JAX and PyTorch these are differentiated by autodiff; the benchmark
+compares them with a hand-written backward (`keras.ops.custom_gradient`).
+`_tf_ops` is imported only under the TensorFlow backend, so
+that `import keras_aprelu` never imports TensorFlow under JAX or PyTorch.
+
+The semantics are the same on every backend, including at the kinks: at
+x == 0 the input's gradient is alpha (PReLU) and the pooled gradient goes
+to the negative branch (APReLU); a Maxout tie sends the whole gradient to
+the group's first winner.
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 
-def check_backend() -> None:
-    """Raise a clear error when Keras runs on a backend other than TensorFlow."""
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        raise NotImplementedError(
-            "keras_aprelu's kernels are written with `tf.custom_gradient` and "
-            "need the TensorFlow backend (set KERAS_BACKEND=tensorflow before "
-            f"importing keras). Received: backend={backend}"
-        )
+def _tensorflow_kernels():
+    """`_tf_ops` under the TensorFlow backend, else None."""
+    if keras.config.backend() != "tensorflow":
+        return None
+    from keras_aprelu import _tf_ops
 
-
-def _sum_to_shape(grad, like):
-    """Sums `grad` over the axes along which `like` was broadcast."""
-    _, axes = tf.raw_ops.BroadcastGradientArgs(s0=tf.shape(grad), s1=tf.shape(like))
-    return tf.reshape(tf.reduce_sum(grad, axes), tf.shape(like))
-
-
-def _fused(fn):
-    """Compiles an elementwise kernel with XLA, so that it runs as one pass.
-
-    Without XLA (Keras's default on CPU) every TensorFlow op is a pass over
-    memory; these kernels are where the time of the activations goes.
-    """
-    return tf.function(fn, jit_compile=True, autograph=False, reduce_retracing=True)
-
-
-@_fused
-def _parametric_relu_forward(x, alpha):
-    return tf.where(x > 0, x, alpha * x)
-
-
-@_fused
-def _parametric_relu_input_grad(x, alpha, dy):
-    return tf.where(x > 0, dy, dy * alpha)
-
-
-@_fused
-def _signed_means_grad(x, dx, d_negative, d_positive):
-    return dx + tf.where(x > 0, d_positive, d_negative)
+    return _tf_ops
 
 
 def parametric_relu(x, alpha, *, fused=False):
     """relu(x) + alpha * min(x, 0), with `alpha` broadcastable to `x`.
 
-    The backward keeps only `x` and `alpha`; autodiff of the same forward also
-    keeps relu(-x) and its masks. With `fused=False` the forward is written as
-    `relu(x) + (-alpha) * relu(-x)`, the pattern TFLite's converter fuses into
-    its native PRELU op (`relu(x) - alpha * relu(-x)` is not matched);
-    `fused=True` computes it in one XLA pass instead.
-    Both arguments are read into plain tensors first, so that a variable's
-    read is what the gradient reaches, not the variable itself.
+    `fused` picks between TensorFlow's two forwards (see `_tf_ops`); the
+    other backends fuse elementwise ops themselves and ignore it.
     """
-    x = tf.convert_to_tensor(x)
-    alpha = tf.convert_to_tensor(alpha)
-
-    @tf.custom_gradient
-    def _parametric_relu(x, alpha):
-        if fused:
-            y = _parametric_relu_forward(x, alpha)
-        else:
-            y = tf.nn.relu(x) + (-alpha) * tf.nn.relu(-x)
-
-        def grad(dy):
-            dx = _parametric_relu_input_grad(x, alpha, dy)
-            dalpha = _sum_to_shape(dy * tf.minimum(x, 0), alpha)
-            return dx, dalpha
-
-        return y, grad
-
-    return _parametric_relu(x, alpha)
+    kernels = _tensorflow_kernels()
+    if kernels is not None:
+        return kernels.parametric_relu(x, alpha, fused=fused)
+    return ops.where(x > 0, x, alpha * x)
 
 
 def signed_means(x, axes):
     """Means of min(x, 0) and of relu(x) over `axes`, and `x` passed through.
 
-    Returns `(x, negative, positive)`. Whoever uses both `x` and the means
-    (APReLU does) should use the returned `x`: its backward then adds the
-    means' gradient to that of `x` in one fused pass, where autodiff would
-    spend a pass on the means' gradient and another on the sum. It keeps only
-    `x` for the backward: each element gets the gradient of the branch it fell
-    in, divided by the number of pooled elements; at x == 0 the negative
-    branch takes it, as `tf.minimum` does.
+    Returns `(x, negative, positive)`; the caller uses the returned `x`
+    (on TensorFlow its backward adds the means' gradient in one pass).
+    With no `axes` (rank-2 inputs) the "means" are the values themselves.
     """
-    axes = sorted(axes)
-    axes_tensor = tf.constant(axes, dtype=tf.int32)
+    kernels = _tensorflow_kernels()
+    if kernels is not None:
+        return kernels.signed_means(x, axes)
+    axes = tuple(sorted(axes))
+    if not axes:
+        # torch reads an empty `dim` as "every axis": do not reduce at all.
+        positive = ops.relu(x)
+        return x, x - positive, positive
+    # mean(min(x, 0)) = mean(x) - mean(relu(x)): one pass fewer, and the
+    # gradient at x == 0 goes to the negative branch (relu'(0) = 0).
+    positive = _mean(ops.relu(x), axes)
+    return x, _mean(x, axes) - positive, positive
 
-    @tf.custom_gradient
-    def _signed_means(x):
-        # mean(min(x, 0)) = mean(x) - mean(relu(x)): one pass fewer.
-        positive = tf.reduce_mean(tf.nn.relu(x), axes_tensor)
-        negative = tf.reduce_mean(x, axes_tensor) - positive
 
-        def grad(dx, d_negative, d_positive):
-            shape = tf.shape(x)
-            count = tf.cast(tf.reduce_prod(tf.gather(shape, axes_tensor)), x.dtype)
-            d_negative = d_negative / count
-            d_positive = d_positive / count
-            for axis in axes:
-                d_negative = tf.expand_dims(d_negative, axis)
-                d_positive = tf.expand_dims(d_positive, axis)
-            if dx is None:
-                dx = tf.zeros_like(x)
-            return _signed_means_grad(x, dx, d_negative, d_positive)
-
-        return (tf.identity(x), negative, positive), grad
-
-    return _signed_means(tf.convert_to_tensor(x))
+def _mean(x, axes):
+    # Not keras.ops.mean: it computes float64 in float32 (Keras promotes
+    # float64 with "float32" to float32), which the float64 gradient checks
+    # catch. Half-precision sums are taken in float32, so as not to overflow.
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    wide = "float32" if dtype in ("float16", "bfloat16") else dtype
+    count = 1
+    for axis in axes:
+        count *= x.shape[axis]
+    total = ops.sum(ops.cast(x, wide), axis=axes)
+    return ops.cast(total / count, dtype)
 
 
 def maxout(x, num_units, axis, grouping):
@@ -124,48 +79,29 @@ def maxout(x, num_units, axis, grouping):
 
     `grouping="contiguous"` gives unit j the channels [j*k, (j+1)*k);
     `grouping="strided"` gives it channels j, j+U, j+2U, ... as
-    `tfa.layers.Maxout` did. The backward keeps only the int32 index of the
-    winner in each group (the size of the output), where autodiff of
-    `reduce_max` keeps the input and the output and splits the gradient
-    between ties; here the first winner takes all of it.
+    `tfa.layers.Maxout` did. The output is gathered at the argmax, so that
+    the gradient goes to the first winner of a tie, never split.
     """
-    shape = tf.shape(x)
-    static = x.shape
-    channels = static[axis]
-    group = channels // num_units
-    if grouping == "contiguous":
-        split = [num_units, group]
-        reduce_axis = axis + 1
-    else:
-        split = [group, num_units]
-        reduce_axis = axis
-    grouped_shape = tf.concat([shape[:axis], split, shape[axis + 1 :]], axis=0)
-
-    @tf.custom_gradient
-    def _maxout(x):
-        grouped = tf.reshape(x, grouped_shape)
-        winner = tf.argmax(grouped, axis=reduce_axis, output_type=tf.int32)
-        y = tf.reduce_max(grouped, axis=reduce_axis)
-
-        def grad(dy):
-            mask = tf.one_hot(winner, group, axis=reduce_axis, dtype=dy.dtype)
-            return tf.reshape(mask * tf.expand_dims(dy, reduce_axis), shape)
-
-        return y, grad
-
-    y = _maxout(x)
-    out_static = list(static)
-    out_static[axis] = num_units
-    y.set_shape(out_static)
-    return y
+    kernels = _tensorflow_kernels()
+    if kernels is not None:
+        return kernels.maxout(x, num_units, axis, grouping)
+    shape = list(ops.shape(x))
+    group = shape[axis] // num_units
+    split = [num_units, group] if grouping == "contiguous" else [group, num_units]
+    reduce_axis = axis + 1 if grouping == "contiguous" else axis
+    grouped = ops.reshape(x, [-1] + shape[1:axis] + split + shape[axis + 1 :])
+    winner = ops.argmax(grouped, axis=reduce_axis, keepdims=True)
+    y = ops.take_along_axis(grouped, winner, axis=reduce_axis)
+    return ops.squeeze(y, axis=reduce_axis)
 
 
 def random_leaky_relu(x, slopes):
     """x where x >= 0, else slopes * x, for sampled `slopes` of the shape of x.
 
-    Written as x * m with m = where(x >= 0, 1, slopes) held constant: autodiff
-    of that product already keeps only m and computes dy * m, so a custom
-    gradient would buy nothing here (`benchmarks/bench_layers.py` shows it).
+    Written as x * m with m held constant, so that autodiff keeps only m
+    and computes dy * m: a custom gradient would buy nothing here.
     """
-    m = tf.stop_gradient(tf.where(x >= 0, tf.ones_like(slopes), slopes))
-    return x * m
+    kernels = _tensorflow_kernels()
+    if kernels is not None:
+        return kernels.random_leaky_relu(x, slopes)
+    return x * ops.stop_gradient(ops.where(x >= 0, ops.ones_like(slopes), slopes))

@@ -29,12 +29,13 @@ def prelu(x, alpha):
 
     Example:
 
+    >>> import keras
     >>> import numpy as np
     >>> from keras_aprelu import activations
-    >>> activations.prelu(np.array([-2.0, 3.0]), 0.1).numpy()
-    array([-0.2,  3. ])
+    >>> y = activations.prelu(np.array([-2.0, 3.0], "float32"), 0.1)
+    >>> keras.ops.convert_to_numpy(y)
+    array([-0.2,  3. ], dtype=float32)
     """
-    _ops.check_backend()
     x = ops.convert_to_tensor(x)
     alpha = ops.convert_to_tensor(alpha, dtype=x.dtype)
     # Unknown sizes broadcast against anything; the rest must agree, and
@@ -69,14 +70,15 @@ def aprelu(x, alpha, axis=-1):
 
     Example:
 
+    >>> import keras
     >>> import numpy as np
     >>> from keras_aprelu import activations
-    >>> x = -np.ones((2, 3, 2))
-    >>> activations.aprelu(x, np.array([[0.1, 0.2], [0.3, 0.4]]))[:, 0].numpy()
+    >>> x = -np.ones((2, 3, 2), "float32")
+    >>> y = activations.aprelu(x, np.array([[0.1, 0.2], [0.3, 0.4]], "float32"))
+    >>> keras.ops.convert_to_numpy(y)[:, 0]
     array([[-0.1, -0.2],
-           [-0.3, -0.4]])
+           [-0.3, -0.4]], dtype=float32)
     """
-    _ops.check_backend()
     x = ops.convert_to_tensor(x)
     alpha = ops.convert_to_tensor(alpha, dtype=x.dtype)
     rank = _checks.check_rank(x.shape, "aprelu")
@@ -110,12 +112,13 @@ def rrelu(x, lower=1 / 8, upper=1 / 3, training=False, seed=None):
 
     Example:
 
+    >>> import keras
     >>> import numpy as np
     >>> from keras_aprelu import activations
-    >>> activations.rrelu(np.array([-1.0, 2.0]), 0.1, 0.3).numpy()
-    array([-0.2,  2. ])
+    >>> y = activations.rrelu(np.array([-1.0, 2.0], "float32"), 0.1, 0.3)
+    >>> keras.ops.convert_to_numpy(y)
+    array([-0.2,  2. ], dtype=float32)
     """
-    _ops.check_backend()
     lower, upper = _checks.check_rrelu_bounds(lower, upper)
     x = ops.convert_to_tensor(x)
     if not training:
@@ -143,12 +146,13 @@ def maxout(x, num_units, axis=-1, grouping="contiguous"):
 
     Example:
 
+    >>> import keras
     >>> import numpy as np
     >>> from keras_aprelu import activations
-    >>> activations.maxout(np.array([[1.0, 5.0, 2.0, 0.0]]), 2).numpy()
-    array([[5., 2.]])
+    >>> y = activations.maxout(np.array([[1.0, 5.0, 2.0, 0.0]], "float32"), 2)
+    >>> keras.ops.convert_to_numpy(y)
+    array([[5., 2.]], dtype=float32)
     """
-    _ops.check_backend()
     x = ops.convert_to_tensor(x)
     num_units = _checks.check_positive_int(num_units, "num_units")
     _checks.check_grouping(grouping)

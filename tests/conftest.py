@@ -1,20 +1,40 @@
+"""The whole suite runs on TensorFlow; the layer tests also run on JAX and
+PyTorch (`KERAS_BACKEND=jax pytest tests/layers ...`, as `make test` does).
+"""
+
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# float64 gradient checks need 64-bit JAX; set before JAX is imported.
+os.environ.setdefault("JAX_ENABLE_X64", "1")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-# Two logical CPUs, so that MirroredStrategy has two replicas. This must run
-# before TensorFlow initializes its devices, hence at import time.
-_cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    _cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-)
+if keras.config.backend() == "tensorflow":
+    import tensorflow as tf
+
+    # Two logical CPUs, so that MirroredStrategy has two replicas. This must
+    # run before TensorFlow initializes its devices, hence at import time.
+    _cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        _cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+    collect_ignore = []
+else:
+    # What needs TensorFlow: viz, the examples, export and TFLite, and the
+    # tests that start the other backends in subprocesses.
+    collect_ignore = [
+        "viz",
+        "examples",
+        "test_package.py",
+        "test_readme.py",
+        "layers/test_deployment.py",
+        "layers/test_backends.py",
+    ]
 
 
 @pytest.fixture(autouse=True)

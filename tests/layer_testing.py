@@ -3,8 +3,8 @@
 Keras tests its layers with `keras.src.testing.TestCase.run_layer_test`,
 which is private and changes between releases; keras-hub rebuilt it on the
 public API, and this is the same idea, sized for our four layers. One call
-checks what every layer must do; the per-layer files then check values and
-gradients against references.
+checks what every layer must do, on whichever backend Keras runs; the
+per-layer files then check values and gradients against references.
 """
 
 import os
@@ -12,6 +12,20 @@ import tempfile
 
 import keras
 import numpy as np
+
+from tests.backend_testing import backend
+from tests.backend_testing import to_numpy
+
+# (run_eagerly, jit_compile) of the fit steps. TensorFlow: eager, graph and
+# XLA; JAX: jitted; PyTorch: eager (torch.compile is out of scope).
+FIT_MODES = {
+    "tensorflow": ((True, False), (False, False), (False, True)),
+    "jax": ((False, True),),
+    "torch": ((False, False),),
+}
+# Every mixed policy each backend supports on the CPU, passed per layer as
+# keras-hub does, never through the global policy.
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
 
 
 def _sample(shape, seed=0):
@@ -42,10 +56,12 @@ def run_layer_test(
     - eager and symbolic calls, and `compute_output_shape`;
     - `.keras` save and `load_model` with no `custom_objects`, giving the
       same predictions;
-    - one `fit` step eagerly, as a graph and with `jit_compile=True`, with a
-      finite loss, which changes the layer's weights if it has any (not each
-      of them: a bias that feeds batch norm, as in APReLU, gets no gradient);
-    - `mixed_float16`: float32 weights, float16 outputs, and a `fit` step.
+    - one `fit` step in each execution mode of the backend (`FIT_MODES`),
+      with a finite loss, which changes the layer's weights if it has any
+      (not each of them: a bias that feeds batch norm, as in APReLU, gets no
+      gradient);
+    - each mixed policy, passed as the layer's `dtype`: float32 weights,
+      half-precision outputs, and a `fit` step.
 
     `deterministic=False` (RReLU) skips the comparisons that need the layer
     to give the same output twice in training.
@@ -87,7 +103,7 @@ def run_layer_test(
     assert prediction.shape == tuple(expected_output_shape)
     if deterministic:
         np.testing.assert_allclose(
-            prediction, np.asarray(symbolic_layer(x)), rtol=1e-6, atol=1e-6
+            prediction, to_numpy(symbolic_layer(x)), rtol=1e-6, atol=1e-6
         )
 
     # .keras round trip: the layer is registered, so no custom_objects.
@@ -100,27 +116,34 @@ def run_layer_test(
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), prediction)
 
     # One training step in each execution mode.
-    for run_eagerly, jit_compile in ((True, False), (False, False), (False, True)):
+    for run_eagerly, jit_compile in FIT_MODES[backend()]:
         _check_fit_step(
             layer_cls, init_kwargs, input_shape, x, run_eagerly, jit_compile
         )
 
     # Mixed precision.
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        mixed = layer_cls(**init_kwargs)
+    for policy in MIXED_POLICIES:
+        mixed = layer_cls(**init_kwargs, dtype=policy)
         y = mixed(x)
-        assert keras.backend.standardize_dtype(y.dtype) == "float16"
+        assert keras.backend.standardize_dtype(y.dtype) == policy[len("mixed_") :]
         for weight in mixed.weights:
             assert keras.backend.standardize_dtype(weight.dtype) == "float32"
-        # A small initial loss scale, so that the first step does not overflow
-        # float16 and get skipped, as the default 2**15 may.
-        optimizer = keras.optimizers.LossScaleOptimizer(
-            keras.optimizers.SGD(0.1), initial_scale=4.0
+        optimizer = keras.optimizers.SGD(0.1)
+        if policy == "mixed_float16":
+            # A small initial loss scale, so that the first step does not
+            # overflow float16 and get skipped, as the default 2**15 may.
+            optimizer = keras.optimizers.LossScaleOptimizer(
+                optimizer, initial_scale=4.0
+            )
+        _check_fit_step(
+            layer_cls,
+            {**init_kwargs, "dtype": policy},
+            input_shape,
+            x,
+            False,
+            False,
+            optimizer,
         )
-        _check_fit_step(layer_cls, init_kwargs, input_shape, x, False, False, optimizer)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
 
 
 def _check_fit_step(
@@ -138,11 +161,11 @@ def _check_fit_step(
         jit_compile=jit,
     )
     # A copy: np.array(variable) may alias the buffer that SGD updates in place.
-    before = [w.numpy().copy() for w in layer.trainable_weights]
+    before = [to_numpy(w).copy() for w in layer.trainable_weights]
     history = model.fit(x, np.ones((len(x), 1)), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     if before:
-        after = [w.numpy() for w in layer.trainable_weights]
+        after = [to_numpy(w) for w in layer.trainable_weights]
         assert any(
             not np.array_equal(old, new) for old, new in zip(before, after, strict=True)
         )

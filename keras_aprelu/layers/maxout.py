@@ -40,12 +40,15 @@ class Maxout(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
     >>> import numpy as np
     >>> import keras_aprelu
-    >>> x = np.array([[1.0, 5.0, 2.0, 0.0, 3.0, 4.0]])
-    >>> keras_aprelu.Maxout(2)(x).numpy()  # groups (1, 5, 2) and (0, 3, 4)
+    >>> x = np.array([[1.0, 5.0, 2.0, 0.0, 3.0, 4.0]], "float32")
+    >>> y = keras_aprelu.Maxout(2)(x)  # groups (1, 5, 2) and (0, 3, 4)
+    >>> keras.ops.convert_to_numpy(y)
     array([[5., 4.]], dtype=float32)
-    >>> keras_aprelu.Maxout(2, grouping="strided")(x).numpy()  # (1, 2, 3), (5, 0, 4)
+    >>> y = keras_aprelu.Maxout(2, grouping="strided")(x)  # (1, 2, 3), (5, 0, 4)
+    >>> keras.ops.convert_to_numpy(y)
     array([[3., 5.]], dtype=float32)
 
     Reference:
@@ -55,7 +58,6 @@ class Maxout(keras.layers.Layer):
     """
 
     def __init__(self, num_units, axis=-1, grouping="contiguous", **kwargs):
-        _ops.check_backend()
         super().__init__(**kwargs)
         self.num_units = _checks.check_positive_int(num_units, "num_units")
         self.axis = _checks.check_int_axis(axis)

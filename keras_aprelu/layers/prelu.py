@@ -49,13 +49,14 @@ class PReLU(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
     >>> import numpy as np
     >>> import keras_aprelu
     >>> layer = keras_aprelu.PReLU()
-    >>> layer(np.array([[-2.0, 0.0, 3.0]])).numpy()
+    >>> keras.ops.convert_to_numpy(layer(np.array([[-2.0, 0.0, 3.0]], "float32")))
     array([[-0.5,  0. ,  3. ]], dtype=float32)
-    >>> keras_aprelu.PReLU()(np.zeros((2, 5, 7, 8))).shape
-    TensorShape([2, 5, 7, 8])
+    >>> tuple(keras_aprelu.PReLU()(np.zeros((2, 5, 7, 8), "float32")).shape)
+    (2, 5, 7, 8)
 
     Reference:
         K. He, X. Zhang, S. Ren and J. Sun, "Delving Deep into Rectifiers:
@@ -73,7 +74,6 @@ class PReLU(keras.layers.Layer):
         shared_axes=None,
         **kwargs,
     ):
-        _ops.check_backend()
         super().__init__(**kwargs)
         if isinstance(alpha_initializer, (int, float)) and not isinstance(
             alpha_initializer, bool

@@ -1,10 +1,13 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_aprelu import PReLU
 from keras_aprelu import activations
+from tests.backend_testing import layer_function
+from tests.backend_testing import numerical_vjp
+from tests.backend_testing import to_numpy
+from tests.backend_testing import vjp
 from tests.layer_testing import run_layer_test
 
 
@@ -40,8 +43,8 @@ def test_values_match_numpy_and_keras_prelu():
     theirs = keras.layers.PReLU(
         alpha_initializer=keras.initializers.Constant(alpha), shared_axes=[1, 2]
     )
-    np.testing.assert_allclose(ours(x), reference(x, alpha), rtol=1e-6)
-    np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(ours(x)), reference(x, alpha), rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(ours(x)), to_numpy(theirs(x)), rtol=1e-6)
 
 
 @pytest.mark.parametrize("shared_axes", [[-1], [-3, -2], [2]])
@@ -65,22 +68,19 @@ def test_variable_spatial_size_in_one_model():
     model = keras.Model(inputs, PReLU()(inputs))
     for shape in [(1, 4, 4, 3), (2, 9, 5, 3)]:
         x = np.random.default_rng(1).normal(size=shape).astype("float32")
-        np.testing.assert_allclose(model(x), reference(x, 0.25), rtol=1e-6)
+        np.testing.assert_allclose(to_numpy(model(x)), reference(x, 0.25), rtol=1e-6)
 
 
 def test_gradients_match_keras_prelu():
-    x = tf.constant(np.random.default_rng(2).normal(size=(3, 4, 4, 2)), tf.float32)
+    x = np.random.default_rng(2).normal(size=(3, 4, 4, 2)).astype("float32")
     alpha = keras.initializers.Constant([0.2, 0.6])
     ours = PReLU(alpha_initializer=alpha)
     theirs = keras.layers.PReLU(alpha_initializer=alpha, shared_axes=[1, 2])
-    upstream = tf.constant(np.random.default_rng(3).normal(size=x.shape), tf.float32)
+    upstream = np.random.default_rng(3).normal(size=x.shape).astype("float32")
     grads = []
     for layer in (ours, theirs):
         layer.build(x.shape)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(layer(x) * upstream)
-        grads.append(tape.gradient(loss, [x, layer.alpha]))
+        grads.append(vjp(*layer_function(layer, x), upstream))
     np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-6)
     np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-5)
 
@@ -90,16 +90,23 @@ def test_numerical_gradients(alpha_shape):
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2, 4, 5, 3))
     alpha = rng.uniform(-0.5, 1.5, size=alpha_shape)
-    theoretical, numerical = tf.test.compute_gradient(
-        activations.prelu, [tf.constant(x), tf.constant(alpha)]
-    )
-    for t, n in zip(theoretical, numerical, strict=True):
-        np.testing.assert_allclose(t, n, rtol=1e-6, atol=1e-6)
+    upstream = rng.normal(size=x.shape)
+    analytic = vjp(activations.prelu, [x, alpha], upstream)
+    numerical = numerical_vjp(activations.prelu, [x, alpha], upstream)
+    for a, n in zip(analytic, numerical, strict=True):
+        np.testing.assert_allclose(a, n, rtol=1e-6, atol=1e-6)
+
+
+def test_gradient_at_zero_is_alpha():
+    # The kink: every backend gives the input gradient alpha at x == 0.
+    x = np.array([[0.0, -0.0, 1.0, -1.0]])
+    (grad,) = vjp(lambda x: activations.prelu(x, 0.3), [x], np.ones_like(x))
+    np.testing.assert_allclose(grad, [[0.3, 0.3, 1.0, 0.3]], rtol=1e-6)
 
 
 def test_nan_and_inf_propagate():
     x = np.array([[np.nan, np.inf, -np.inf, -2.0, 3.0]], dtype="float32")
-    np.testing.assert_array_equal(PReLU()(x), reference(x, np.float32(0.25)))
+    np.testing.assert_array_equal(to_numpy(PReLU()(x)), reference(x, np.float32(0.25)))
 
 
 def test_regularizer_and_constraint_apply():
@@ -109,12 +116,12 @@ def test_regularizer_and_constraint_apply():
         alpha_constraint=keras.constraints.MaxNorm(1.0, axis=[]),
     )
     layer(np.ones((1, 3), "float32"))
-    np.testing.assert_allclose(layer.losses[0], 0.5 * 3 * 4.0)
+    np.testing.assert_allclose(to_numpy(layer.losses[0]), 0.5 * 3 * 4.0)
     inputs = keras.Input((3,))
     model = keras.Model(inputs, layer(inputs))
     model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
     model.fit(-np.ones((2, 3)), np.zeros((2, 3)), verbose=0)
-    np.testing.assert_allclose(layer.alpha, np.ones((3,)))
+    np.testing.assert_allclose(to_numpy(layer.alpha), np.ones((3,)))
 
 
 @pytest.mark.parametrize(
