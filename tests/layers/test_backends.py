@@ -1,0 +1,202 @@
+"""The layers under JAX and PyTorch, seen from the TensorFlow run.
+
+The backend is fixed when Keras is imported, so each check starts Python
+with `KERAS_BACKEND` set. (`make test` also runs the whole layer suite
+under each backend.)
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def run(backend, *code, env=None):
+    """Runs the pieces of `code` under `backend`; returns what the last line
+    it printed holds, read as JSON."""
+    environ = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    environ.update(env or {})
+    result = subprocess.run(
+        [sys.executable, "-c", "\n".join(textwrap.dedent(c) for c in code)],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# A Python without TensorFlow: `import tensorflow` raises ImportError and
+# importlib.util.find_spec answers None, as when it is not installed. (An
+# import hook that raises in find_spec would also trip PyTorch, which only
+# asks whether TensorFlow is there.)
+NO_TENSORFLOW = """
+import sys
+
+sys.modules["tensorflow"] = None
+
+
+def tensorflow_loaded():
+    return any(
+        (name == "tensorflow" or name.startswith("tensorflow.")) and module is not None
+        for name, module in list(sys.modules.items())
+    )
+"""
+
+SMALL_MODEL = """
+import keras
+import keras_aprelu
+
+def small_model(seed):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = keras_aprelu.APReLU()(x)
+    x = keras_aprelu.PReLU()(x)
+    x = keras_aprelu.RReLU(seed=1)(x)
+    x = keras_aprelu.Maxout(4)(x)
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(x))
+    return keras.Model(inputs, outputs)
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_layers_need_no_tensorflow_and_viz_says_how_to_get_figures(backend):
+    report = run(
+        backend,
+        NO_TENSORFLOW,
+        SMALL_MODEL,
+        """
+        import json
+        import numpy as np
+
+        model = small_model(0)
+        model.compile(optimizer="sgd", loss="mse")
+        x = np.random.default_rng(0).normal(size=(8, 6, 6, 2)).astype("float32")
+        loss = model.fit(x, np.zeros((8, 3)), epochs=2, verbose=0).history["loss"]
+        from keras_aprelu import activations
+        y = activations.prelu(np.array([-1.0, 2.0], "float32"), 0.5)
+        try:
+            import keras_aprelu.viz
+            message = None
+        except ImportError as error:
+            message = str(error)
+        print(json.dumps({
+            "loss": loss,
+            "prelu": keras.ops.convert_to_numpy(y).tolist(),
+            "tensorflow": tensorflow_loaded(),
+            "viz": message,
+        }))
+        """,
+    )
+    assert not report["tensorflow"]
+    assert np.all(np.isfinite(report["loss"]))
+    assert report["prelu"] == [-0.5, 2.0]
+    message = report["viz"]
+    assert message is not None and message.startswith(
+        "keras_aprelu.viz runs on the TensorFlow backend"
+    )
+    assert "KERAS_BACKEND=tensorflow" in message
+    assert message.endswith(f"Received: backend={backend}")
+
+
+def test_keras_files_cross_backends_and_old_files_load(tmp_path):
+    # Each backend saves a model; each backend then loads every file, with
+    # no custom_objects, and the 0.1.0 release's file (saved on TensorFlow).
+    x = np.random.default_rng(0).normal(size=(5, 6, 6, 2)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    saved = {}
+    for backend in BACKENDS:
+        saved[backend] = np.array(
+            run(
+                backend,
+                SMALL_MODEL,
+                f"""
+                import json
+                import numpy as np
+
+                model = small_model({BACKENDS.index(backend)})
+                model.save({str(tmp_path / backend)!r} + ".keras")
+                x = np.load({str(tmp_path / "x.npy")!r})
+                print(json.dumps(model.predict(x, verbose=0).tolist()))
+                """,
+            )
+        )
+    release = np.load(DATA / "release_0_1_0.npz")
+    for backend in BACKENDS:
+        loaded = run(
+            backend,
+            f"""
+            import json
+            import keras
+            import numpy as np
+            import keras_aprelu  # registers the layers
+
+            x = np.load({str(tmp_path / "x.npy")!r})
+            out = {{}}
+            for name in {list(BACKENDS)!r}:
+                path = {str(tmp_path)!r} + "/" + name + ".keras"
+                model = keras.saving.load_model(path)
+                out[name] = model.predict(x, verbose=0).tolist()
+            release = np.load({str(DATA / "release_0_1_0.npz")!r})
+            model = keras.saving.load_model({str(DATA / "release_0_1_0.keras")!r})
+            out["release"] = model.predict(release["x"], verbose=0).tolist()
+            out["weights"] = sorted(w.path for w in model.weights)
+            print(json.dumps(out))
+            """,
+        )
+        for name in BACKENDS:
+            np.testing.assert_allclose(
+                loaded[name],
+                saved[name],
+                rtol=1e-5,
+                atol=1e-5,
+                err_msg=f"saved on {name}, loaded on {backend}",
+            )
+        np.testing.assert_allclose(
+            loaded["release"], release["y"], rtol=1e-5, atol=1e-5, err_msg=backend
+        )
+        assert "aprelu/batch_norm_2/moving_variance" in loaded["weights"]
+        assert "aprelu/dense_1/kernel" in loaded["weights"]
+
+
+def test_fit_under_jax_data_parallel_matches_one_device():
+    report = run(
+        "jax",
+        SMALL_MODEL,
+        """
+        import json
+        import jax
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(16, 6, 6, 2)).astype("float32")
+        y = rng.normal(size=(16, 3)).astype("float32")
+
+        def losses(distribution):
+            keras.distribution.set_distribution(distribution)
+            model = small_model(0)
+            model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+            history = model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
+            return history.history["loss"]
+
+        one = losses(None)
+        two = losses(keras.distribution.DataParallel(devices=jax.devices()))
+        print(json.dumps({"devices": len(jax.devices()), "one": one, "two": two}))
+        """,
+        env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+    )
+    assert report["devices"] == 2
+    assert report["one"][-1] < report["one"][0]  # it trains
+    np.testing.assert_allclose(report["two"], report["one"], rtol=1e-5)
