@@ -109,3 +109,28 @@ def test_keras_training_flag_reaches_the_layer():
     np.testing.assert_allclose(model.predict(x, verbose=0), -0.5)
     y = to_numpy(model(x, training=True))
     assert y.std() > 0.1
+
+
+def test_fit_is_reproducible_from_the_seed():
+    # The draws go through the layer's SeedGenerator, whose state is a
+    # variable: inside a compiled train step (XLA on TensorFlow, jit on JAX)
+    # as in eager mode, the same seed gives the same training.
+    x = np.random.default_rng(4).normal(size=(16, 8)).astype("float32")
+    y = np.random.default_rng(5).normal(size=(16, 1)).astype("float32")
+
+    def train(seed):
+        keras.utils.set_random_seed(0)  # the same initial weights
+        model = keras.Sequential(
+            [keras.Input((8,)), keras.layers.Dense(8), RReLU(0.0, 1.0, seed=seed)]
+            + [keras.layers.Dense(1)]
+        )
+        # Compiled where the backend compiles: torch.compile is out of scope.
+        jit = keras.config.backend() != "torch"
+        model.compile(optimizer="sgd", loss="mse", jit_compile=jit)
+        model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+        return [to_numpy(w) for w in model.weights]
+
+    first, again, other = train(3), train(3), train(4)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other, strict=True))
