@@ -38,6 +38,16 @@ else:
     ]
 
 
+@pytest.fixture(scope="session")
+def strategy():
+    # One strategy for the whole run: a second MirroredStrategy in the same
+    # process reuses the collective instance keys of the first.
+    import tensorflow as tf
+
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    return tf.distribute.MirroredStrategy(devices)
+
+
 @pytest.fixture(autouse=True)
 def _fixed_seed_and_policy():
     keras.utils.set_random_seed(1234)

@@ -27,6 +27,11 @@ def test_public_names():
         "prelu",
         "rrelu",
     ]
+    from keras_aprelu import callbacks
+
+    assert callbacks.__all__ == ["ActivationMonitor", "AttributionMaps"]
+    # The map methods the callbacks accept are viz functions that exist.
+    assert all(callable(getattr(viz, name)) for name in viz._MAP_METHODS)
     assert keras_aprelu.__version__ == "0.1.0"
 
 

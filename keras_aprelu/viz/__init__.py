@@ -55,6 +55,21 @@ from keras_aprelu.viz.saliency import gradient_x_input
 from keras_aprelu.viz.saliency import integrated_gradients
 from keras_aprelu.viz.saliency import saliency
 
+# The methods that return maps (batch, *spatial) from (model, inputs,
+# target): the names the callbacks accept.
+_MAP_METHODS = (
+    "saliency",
+    "gradient_x_input",
+    "integrated_gradients",
+    "grad_cam",
+    "grad_cam_plus_plus",
+    "guided_grad_cam",
+    "hires_cam",
+    "layer_cam",
+    "score_cam",
+    "occlusion",
+)
+
 __all__ = [
     "activation_maximization",
     "aprelu_slopes",

@@ -231,6 +231,57 @@ def overlay(image, heatmap, *, alpha=0.5, cmap=None, ax=None):
     return ax.figure
 
 
+def overlay_images(images, maps, *, alpha=0.5, cmap=None):
+    """Each image with its map blended over it, as RGB arrays (no figure).
+
+    The arrays TensorBoard's image summaries take, coloured as `overlay`
+    colours a map; used by `keras_aprelu.callbacks.AttributionMaps`.
+
+    Args:
+        images: Images `(N, H, W[, C])`, channels last or first, in [0, 1]
+            or [0, 255].
+        maps: Their maps, `(N, H, W)`.
+        alpha: The map's weight in the blend. Defaults to 0.5.
+        cmap: The colormap. Defaults to "jet" for non-negative maps and
+            "RdBu_r" for signed ones.
+
+    Returns:
+        float32 array `(N, H, W, 3)` in [0, 1].
+    """
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise ImportError(
+            "Drawing maps needs matplotlib. Install it with: "
+            'pip install "keras-aprelu[viz]"'
+        ) from error
+    images = _array(images, "images")
+    maps = _array(maps, "maps")
+    if (
+        maps.ndim != 3
+        or len(maps) != len(images)
+        or not all(
+            _fits(image, heatmap) for image, heatmap in zip(images, maps, strict=True)
+        )
+    ):
+        raise ValueError(
+            "`maps` must hold one (H, W) map per image, of the images' spatial "
+            f"shape. Received: maps.shape={maps.shape}, images.shape={images.shape}"
+        )
+    out = []
+    for image, heatmap in zip(images, maps, strict=True):
+        name, low, high = _heat_scale(heatmap, cmap)
+        scaled = np.clip((heatmap - low) / (high - low), 0, 1)
+        heat = matplotlib.colormaps[name](scaled)[..., :3]
+        picture = _as_image(image)
+        if picture.ndim == 2:
+            low_, high_ = picture.min(), picture.max()
+            picture = (picture - low_) / (high_ - low_) if high_ > low_ else picture * 0
+            picture = np.repeat(picture[..., None], 3, axis=-1)
+        out.append((1 - alpha) * picture + alpha * heat)
+    return np.asarray(out, "float32")
+
+
 def _fits(image, heatmap):
     """Whether `heatmap` covers the spatial axes of `image`."""
     spatial = heatmap.shape

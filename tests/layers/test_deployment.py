@@ -60,14 +60,6 @@ def test_tflite_conversion(name):
         assert "PRELU" in ops
 
 
-@pytest.fixture(scope="module")
-def strategy():
-    # One strategy for all the tests: a second MirroredStrategy in the same
-    # process reuses the collective instance keys of the first.
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    return tf.distribute.MirroredStrategy(devices)
-
-
 @pytest.mark.parametrize("name", LAYERS)
 def test_fit_under_mirrored_strategy(name, strategy):
     assert strategy.num_replicas_in_sync == 2

@@ -1,0 +1,367 @@
+"""Keras callbacks that watch a model while it trains, in TensorBoard.
+
+`ActivationMonitor` logs the dead fraction of every activation layer and
+the slopes of every APReLU and PReLU layer; `AttributionMaps` logs the
+maps of any `keras_aprelu.viz` method, overlaid on fixed inputs. Both call
+the public `keras_aprelu.viz` functions, so a logged value is exactly what
+`viz.dead_units`, `viz.aprelu_slopes` or `viz.grad_cam` return for the
+model at that epoch. Like viz, they need the TensorFlow backend.
+
+They never change training: they run the model in inference only, draw no
+random numbers, and leave its weights alone, so `fit` gives bit-identical
+weights with and without them.
+"""
+
+import inspect
+import numbers
+import warnings
+
+import keras
+import numpy as np
+
+from keras_aprelu import viz
+from keras_aprelu.layers import APReLU
+from keras_aprelu.layers import PReLU
+from keras_aprelu.viz import _args
+from keras_aprelu.viz import _layers
+from keras_aprelu.viz import _tf
+from keras_aprelu.viz import plotting
+
+__all__ = ["ActivationMonitor", "AttributionMaps"]
+
+# What `on_dead` may be: warn, also stop training, or do nothing.
+_ON_DEAD = ("warn", "stop", "ignore")
+
+
+def _check_inputs(inputs):
+    """A fixed batch: an array, a list or dict of them (several inputs), or
+    a tf.data.Dataset. Emptiness is caught here, the rest by viz."""
+    if inputs is None:
+        raise ValueError("`inputs` must be a batch of inputs. Received: inputs=None")
+    if isinstance(inputs, dict):
+        arrays = list(inputs.values())
+    elif isinstance(inputs, (list, tuple)):
+        arrays = list(inputs)
+    else:
+        arrays = [inputs]
+    if not arrays:
+        raise ValueError(f"`inputs` must not be empty. Received: inputs={inputs!r}")
+    for array in arrays:
+        shape = getattr(array, "shape", None)
+        if shape is not None and (len(shape) == 0 or shape[0] == 0):
+            raise ValueError(
+                "`inputs` must hold at least one sample, batch first. "
+                f"Received: inputs with shape {tuple(shape)}"
+            )
+    return inputs
+
+
+def _check_threshold(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0 <= value <= 1
+    ):
+        raise ValueError(
+            "`dead_threshold` must be a number in [0, 1]. "
+            f"Received: dead_threshold={value!r}"
+        )
+    return float(value)
+
+
+def _require(package):
+    """Raises, at construction, the ImportError that names the extra."""
+    try:
+        __import__(package)
+    except ImportError as error:
+        raise ImportError(
+            f"keras_aprelu.callbacks needs {package} for this. Install it "
+            'with: pip install "keras-aprelu[callbacks]"'
+        ) from error
+
+
+class _EpochWriter:
+    """The TensorBoard writer of one callback, opened when training starts."""
+
+    def __init__(self, log_dir):
+        if log_dir is not None:
+            _require("tensorboard")
+        self.log_dir = log_dir
+        self.writer = None
+
+    def open(self):
+        if self.log_dir is not None and self.writer is None:
+            import tensorflow as tf
+
+            self.writer = tf.summary.create_file_writer(str(self.log_dir))
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def scalar(self, tag, value, step):
+        import tensorflow as tf
+
+        with self.writer.as_default():
+            tf.summary.scalar(tag, value, step=step)
+
+    def histogram(self, tag, values, step):
+        import tensorflow as tf
+
+        with self.writer.as_default():
+            tf.summary.histogram(tag, values, step=step)
+
+    def images(self, tag, images, step):
+        import tensorflow as tf
+
+        with self.writer.as_default():
+            tf.summary.image(tag, images, step=step, max_outputs=len(images))
+        self.writer.flush()
+
+
+class ActivationMonitor(keras.callbacks.Callback):
+    """Logs dying units and APReLU's and PReLU's slopes during training.
+
+    Every `every` epochs, on the fixed `inputs`, it computes:
+
+    - the dead fraction of each activation layer, exactly as
+      `keras_aprelu.viz.dead_units` defines it (per channel), and adds it to
+      the epoch's `logs` as `dead/<layer path>`, so that `History`,
+      `CSVLogger` and the progress bar see it (put those callbacks after
+      this one in the list);
+    - the slopes of each APReLU layer on `inputs` (as
+      `keras_aprelu.viz.aprelu_slopes`) and the weights of each PReLU layer
+      (`keras_aprelu.PReLU` and `keras.layers.PReLU`).
+
+    With a `log_dir` it writes the dead fractions to TensorBoard as scalars
+    (`dead/<path>`) and the slopes as histograms (`slopes/<path>`), at the
+    epoch's index. The first time a layer's dead fraction exceeds
+    `dead_threshold`, `on_dead` decides: `"warn"` (one warning that names
+    the layer, the fraction and the epoch), `"stop"` (the warning, and
+    training stops after this epoch), or `"ignore"`.
+
+    Args:
+        inputs: A fixed batch the model takes, as in `viz.dead_units`: an
+            array, a list or dict of arrays, or a `tf.data.Dataset`.
+        log_dir: Folder of the TensorBoard event files. Defaults to `None`:
+            only `logs` and warnings.
+        every: Compute every `every` epochs. Defaults to `1`.
+        dead_threshold: The dead fraction, in [0, 1], above which a layer is
+            reported. Defaults to `0.5`.
+        on_dead: `"warn"`, `"stop"` or `"ignore"`. Defaults to `"warn"`.
+        batch_size: Samples per pass. Defaults to `64`.
+
+    Example:
+
+    ```python
+    monitor = keras_aprelu.callbacks.ActivationMonitor(x_test[:1000], log_dir="logs")
+    history = model.fit(x, y, epochs=5, callbacks=[monitor])
+    history.history["dead/act1"]  # the dead fraction of act1 after each epoch
+    ```
+
+    Cost: one forward pass over `inputs` every `every` epochs (two with
+    APReLU layers), compiled once per model and reused from epoch to epoch.
+    """
+
+    def __init__(
+        self,
+        inputs,
+        *,
+        log_dir=None,
+        every=1,
+        dead_threshold=0.5,
+        on_dead="warn",
+        batch_size=64,
+    ):
+        super().__init__()
+        self.inputs = _check_inputs(inputs)
+        self.log_dir = log_dir
+        self.every = _args.check_positive_int(every, "every")
+        self.dead_threshold = _check_threshold(dead_threshold)
+        self.on_dead = _args.check_choice(on_dead, "on_dead", _ON_DEAD)
+        self.batch_size = _args.check_positive_int(batch_size, "batch_size")
+        self._writer = _EpochWriter(log_dir)
+        self._reported = set()
+
+    def on_train_begin(self, logs=None):
+        self._writer.open()
+
+    def on_train_end(self, logs=None):
+        self._writer.close()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        dead = viz.dead_units(self.model, self.inputs, batch_size=self.batch_size)
+        if logs is not None:
+            logs.update({f"dead/{path}": value for path, value in dead.items()})
+        if self._writer.writer is not None:
+            for path, value in dead.items():
+                self._writer.scalar(f"dead/{path}", value, epoch)
+            for path, values in self.slopes().items():
+                self._writer.histogram(f"slopes/{path}", values, epoch)
+            self._writer.writer.flush()
+        for path, value in dead.items():
+            if value > self.dead_threshold and path not in self._reported:
+                self._reported.add(path)
+                self._report(path, value, epoch)
+
+    def slopes(self):
+        """The slopes now: dict from layer path to APReLU's slopes on
+        `inputs` (batch, C), or a PReLU layer's weights, flattened."""
+        walked = list(_layers.walk(self.model))
+        result = {}
+        if any(isinstance(layer, APReLU) for _, layer in walked):
+            result.update(
+                viz.aprelu_slopes(self.model, self.inputs, batch_size=self.batch_size)
+            )
+        for path, layer in walked:
+            if isinstance(layer, (PReLU, keras.layers.PReLU)) and layer.built:
+                result[path] = np.asarray(_tf.to_numpy(layer.alpha)).ravel()
+        return result
+
+    def _report(self, path, value, epoch):
+        if self.on_dead == "ignore":
+            return
+        stop = self.on_dead == "stop"
+        warnings.warn(
+            f"{value:.0%} of the units of layer {path!r} are dead after epoch "
+            f"{epoch + 1} (dead_threshold={self.dead_threshold})"
+            + ("; training stops." if stop else "."),
+            stacklevel=2,
+        )
+        if stop:
+            self.model.stop_training = True
+
+    def get_config(self):
+        return {
+            "log_dir": self.log_dir,
+            "every": self.every,
+            "dead_threshold": self.dead_threshold,
+            "on_dead": self.on_dead,
+            "batch_size": self.batch_size,
+        }
+
+
+def _map_methods():
+    """name -> function of every keras_aprelu.viz method that returns maps."""
+    return {name: getattr(viz, name) for name in viz._MAP_METHODS}
+
+
+class AttributionMaps(keras.callbacks.Callback):
+    """Logs attribution maps of fixed inputs to TensorBoard during training.
+
+    Every `every` epochs, for each method, it computes the maps of `inputs`
+    with the public `keras_aprelu.viz` function of that name and writes one
+    image per input, the input with its map overlaid (colored as
+    `viz.plotting.plot_heatmaps` colors it), under a tag named after the
+    method. Inputs need two spatial axes (images), channels first or last.
+
+    Args:
+        inputs: A fixed batch of images the model takes (an array; a few
+            images, since each becomes a picture).
+        log_dir: Folder of the TensorBoard event files.
+        methods: Names of `keras_aprelu.viz` map methods. Defaults to
+            `("saliency", "grad_cam")`.
+        target: As in the viz methods. Defaults to `None`, the class the
+            model predicts at that epoch.
+        every: Log every `every` epochs. Defaults to `1`.
+        **method_kwargs: Keyword arguments of the methods (such as
+            `layer="act2"` or `patch_size=4`); each goes to every method
+            that takes it, and one that none of them takes is an error.
+
+    Example:
+
+    ```python
+    maps = keras_aprelu.callbacks.AttributionMaps(
+        x_test[:8], "logs", methods=("saliency", "hires_cam"), layer="act2")
+    model.fit(x, y, epochs=5, callbacks=[maps])
+    ```
+
+    Cost: each method's cost on `inputs`, every `every` epochs; its compiled
+    function is reused from epoch to epoch.
+    """
+
+    def __init__(
+        self,
+        inputs,
+        log_dir,
+        *,
+        methods=("saliency", "grad_cam"),
+        target=None,
+        every=1,
+        **method_kwargs,
+    ):
+        super().__init__()
+        self.inputs = _check_inputs(inputs)
+        if log_dir is None:
+            raise ValueError(
+                "`log_dir` must be the folder of the TensorBoard event files. "
+                "Received: log_dir=None"
+            )
+        self.log_dir = log_dir
+        _require("matplotlib")  # the overlays' colormaps
+        available = _map_methods()
+        if isinstance(methods, str):
+            methods = (methods,)
+        methods = tuple(methods) if isinstance(methods, (list, tuple)) else methods
+        if not isinstance(methods, tuple) or not methods:
+            raise ValueError(
+                "`methods` must be a non-empty list of viz method names. "
+                f"Received: methods={methods!r}"
+            )
+        for name in methods:
+            if name not in available:
+                raise ValueError(
+                    f"`methods` must name keras_aprelu.viz map methods: "
+                    f"{', '.join(available)}. Received: methods={methods!r}"
+                )
+        self.methods = methods
+        self.target = target
+        self.every = _args.check_positive_int(every, "every")
+        accepted = {
+            name: set(inspect.signature(available[name]).parameters) for name in methods
+        }
+        for key in method_kwargs:
+            if not any(key in params for params in accepted.values()):
+                raise ValueError(
+                    f"No method in `methods` takes the keyword argument {key!r}. "
+                    f"Received: methods={methods!r}, {key}={method_kwargs[key]!r}"
+                )
+        self.method_kwargs = method_kwargs
+        self._kwargs = {
+            name: {k: v for k, v in method_kwargs.items() if k in accepted[name]}
+            for name in methods
+        }
+        self._writer = _EpochWriter(log_dir)
+
+    def on_train_begin(self, logs=None):
+        self._writer.open()
+
+    def on_train_end(self, logs=None):
+        self._writer.close()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        methods = _map_methods()
+        images = np.asarray(self.inputs)
+        for name in self.methods:
+            maps = methods[name](
+                self.model, self.inputs, self.target, **self._kwargs[name]
+            )
+            if np.ndim(maps) != 3:
+                raise ValueError(
+                    "AttributionMaps draws images: inputs with two spatial "
+                    f"axes. Received: inputs with shape {images.shape}"
+                )
+            self._writer.images(name, plotting.overlay_images(images, maps), epoch)
+
+    def get_config(self):
+        return {
+            "log_dir": self.log_dir,
+            "methods": list(self.methods),
+            "every": self.every,
+            **self.method_kwargs,
+        }
