@@ -28,6 +28,7 @@ import mnist_data  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_aprelu  # noqa: E402, F401
+from keras_aprelu import callbacks  # noqa: E402
 from keras_aprelu import viz  # noqa: E402
 from keras_aprelu.viz import plotting  # noqa: E402
 
@@ -39,6 +40,10 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(HERE / "output"))
+    parser.add_argument(
+        "--log-dir",
+        help="log dead units, slopes and attribution maps to TensorBoard here",
+    )
     parser.add_argument(
         "--fast",
         action="store_true",
@@ -71,6 +76,20 @@ def main(argv=None):
 
     model = mnist_cnn.compile_cnn(mnist_cnn.build_cnn(args.activation, seed=args.seed))
     print(f"{model.name}: {model.count_params():,} parameters")
+    watch = []
+    if args.log_dir:
+        # Dead units and slopes on 1,000 test images, and the maps of one
+        # digit per class, after every epoch.
+        picks = [int(np.flatnonzero(y_test == d)[0]) for d in range(10)]
+        watch = [
+            callbacks.ActivationMonitor(x_test[:1000], log_dir=args.log_dir),
+            callbacks.AttributionMaps(
+                x_test[picks],
+                args.log_dir,
+                methods=("saliency", "integrated_gradients", "hires_cam"),
+                layer="act2",
+            ),
+        ]
     start = time.perf_counter()
     model.fit(
         x_train,
@@ -79,6 +98,7 @@ def main(argv=None):
         epochs=epochs,
         validation_split=0.1,
         verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=watch,
     )
     seconds = time.perf_counter() - start
     _, accuracy = model.evaluate(x_test, y_test, batch_size=512, verbose=0)
@@ -86,6 +106,9 @@ def main(argv=None):
     model_path = out / f"mnist_{args.activation}.keras"
     model.save(model_path)
     print(f"model saved to {model_path}")
+    if args.log_dir:
+        print(f"TensorBoard logs in {args.log_dir}; view them with:")
+        print(f"  tensorboard --logdir {args.log_dir}")
 
     written = []
     # One example of each digit.
