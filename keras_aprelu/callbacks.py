@@ -120,7 +120,28 @@ class _EpochWriter:
         self.writer.flush()
 
 
-class ActivationMonitor(keras.callbacks.Callback):
+class _EveryEpochs(keras.callbacks.Callback):
+    """Holds the TensorBoard writer open while training, and calls
+    `_log(epoch, logs)` at the end of every `every`-th epoch."""
+
+    def __init__(self, log_dir, every):
+        super().__init__()
+        self.log_dir = log_dir
+        self.every = _args.check_positive_int(every, "every")
+        self._writer = _EpochWriter(log_dir)
+
+    def on_train_begin(self, logs=None):
+        self._writer.open()
+
+    def on_train_end(self, logs=None):
+        self._writer.close()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self._log(epoch, logs)
+
+
+class ActivationMonitor(_EveryEpochs):
     """Logs dying units and APReLU's and PReLU's slopes during training.
 
     Every `every` epochs, on the fixed `inputs`, it computes:
@@ -174,25 +195,14 @@ class ActivationMonitor(keras.callbacks.Callback):
         on_dead="warn",
         batch_size=64,
     ):
-        super().__init__()
         self.inputs = _check_inputs(inputs)
-        self.log_dir = log_dir
-        self.every = _args.check_positive_int(every, "every")
+        super().__init__(log_dir, every)
         self.dead_threshold = _check_threshold(dead_threshold)
         self.on_dead = _args.check_choice(on_dead, "on_dead", _ON_DEAD)
         self.batch_size = _args.check_positive_int(batch_size, "batch_size")
-        self._writer = _EpochWriter(log_dir)
         self._reported = set()
 
-    def on_train_begin(self, logs=None):
-        self._writer.open()
-
-    def on_train_end(self, logs=None):
-        self._writer.close()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
-            return
+    def _log(self, epoch, logs):
         dead = viz.dead_units(self.model, self.inputs, batch_size=self.batch_size)
         if logs is not None:
             logs.update({f"dead/{path}": value for path, value in dead.items()})
@@ -249,7 +259,7 @@ def _map_methods():
     return {name: getattr(viz, name) for name in viz._MAP_METHODS}
 
 
-class AttributionMaps(keras.callbacks.Callback):
+class AttributionMaps(_EveryEpochs):
     """Logs attribution maps of fixed inputs to TensorBoard during training.
 
     Every `every` epochs, for each method, it computes the maps of `inputs`
@@ -293,14 +303,12 @@ class AttributionMaps(keras.callbacks.Callback):
         every=1,
         **method_kwargs,
     ):
-        super().__init__()
         self.inputs = _check_inputs(inputs)
         if log_dir is None:
             raise ValueError(
                 "`log_dir` must be the folder of the TensorBoard event files. "
                 "Received: log_dir=None"
             )
-        self.log_dir = log_dir
         _require("matplotlib")  # the overlays' colormaps
         available = _map_methods()
         if isinstance(methods, str):
@@ -319,7 +327,7 @@ class AttributionMaps(keras.callbacks.Callback):
                 )
         self.methods = methods
         self.target = target
-        self.every = _args.check_positive_int(every, "every")
+        super().__init__(log_dir, every)
         accepted = {
             name: set(inspect.signature(available[name]).parameters) for name in methods
         }
@@ -334,17 +342,8 @@ class AttributionMaps(keras.callbacks.Callback):
             name: {k: v for k, v in method_kwargs.items() if k in accepted[name]}
             for name in methods
         }
-        self._writer = _EpochWriter(log_dir)
 
-    def on_train_begin(self, logs=None):
-        self._writer.open()
-
-    def on_train_end(self, logs=None):
-        self._writer.close()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
-            return
+    def _log(self, epoch, logs):
         methods = _map_methods()
         images = np.asarray(self.inputs)
         for name in self.methods:
