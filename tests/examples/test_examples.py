@@ -22,7 +22,10 @@ needs_mnist = pytest.mark.skipif(
 def test_demo_trains_and_writes_every_figure(tmp_path, capsys):
     import mnist_demo
 
-    accuracy = mnist_demo.main(["--fast", "--out", str(tmp_path)])
+    logs = tmp_path / "logs"
+    accuracy = mnist_demo.main(
+        ["--fast", "--out", str(tmp_path), "--log-dir", str(logs)]
+    )
     # 2,000 images and one epoch reach well above chance (10%).
     assert accuracy > 0.5
     names = {
@@ -44,6 +47,14 @@ def test_demo_trains_and_writes_every_figure(tmp_path, capsys):
     assert any(isinstance(layer, keras_aprelu.APReLU) for layer in loaded.layers)
     out = capsys.readouterr().out
     assert "test accuracy:" in out and str(tmp_path / "attributions.png") in out
+    assert f"tensorboard --logdir {logs}" in out
+    from tensorboard.backend.event_processing import event_accumulator
+
+    reader = event_accumulator.EventAccumulator(str(logs))
+    reader.Reload()
+    tags = set(reader.Tags()["tensors"])
+    assert {"dead/act1", "dead/act2", "slopes/act1", "slopes/act2"} <= tags
+    assert {"saliency", "integrated_gradients", "hires_cam"} <= tags
 
 
 def test_demo_rejects_bad_arguments():
@@ -58,7 +69,12 @@ def test_demo_rejects_bad_arguments():
 @pytest.mark.slow
 @needs_mnist
 @pytest.mark.parametrize(
-    "name", ["01_activations_on_mnist.ipynb", "02_visualizing_a_mnist_cnn.ipynb"]
+    "name",
+    [
+        "01_activations_on_mnist.ipynb",
+        "02_visualizing_a_mnist_cnn.ipynb",
+        "04_which_map_to_trust.ipynb",
+    ],
 )
 def test_notebook_runs_in_fast_mode(name, monkeypatch):
     monkeypatch.setenv("KERAS_APRELU_FAST", "1")
