@@ -80,6 +80,8 @@ def main():
         for callback in watch:
             callback.on_epoch_end(epoch, {})
         own.append(time.perf_counter() - start)
+    for callback in watch:
+        callback.on_train_end()
     epoch = float(np.median(plain))
     print(
         f"keras {keras.__version__}, {os.cpu_count()} cores, "

@@ -1,16 +1,20 @@
-"""Step-time ratios of an MNIST-sized CNN under each activation.
+"""Step-time ratios of an MNIST-sized CNN under each activation, per backend.
 
 Every variant is built, compiled and warmed up in this one process; the
 timed rounds then run the variants interleaved, and each ratio is the median
-over rounds of (variant time / ReLU time) within the same round, so that a
-noisy, shared machine slows both sides of a ratio alike.
+over rounds of (variant time / reference time) within the same round, so
+that a noisy, shared machine slows both sides of a ratio alike.
 
-    python benchmarks/bench_layers.py               # full run, a few minutes
-    python benchmarks/bench_layers.py --quick       # a smoke run
-    python benchmarks/bench_layers.py --memory      # also peak-memory ratios
+    python benchmarks/bench_layers.py                    # TensorFlow
+    python benchmarks/bench_layers.py --backend jax      # or torch
+    python benchmarks/bench_layers.py --backend all      # each in turn
+    python benchmarks/bench_layers.py --quick            # a smoke run
+    python benchmarks/bench_layers.py --memory           # peak memory too
 
-`--memory` runs each forward+backward once in a fresh subprocess (Linux) and
-reads how far its resident memory peaks above where it stood just before.
+Each backend runs under its own Keras defaults: no XLA on a CPU-only
+TensorFlow, jit on JAX, eager on PyTorch. `--memory` runs each
+forward+backward once in a fresh subprocess (Linux) and reads how far its
+resident memory peaks above where it stood just before.
 """
 
 import argparse
@@ -20,14 +24,29 @@ import subprocess
 import sys
 import time
 
+
+def _backend_argument(argv):
+    # Keras fixes its backend when it is imported, so read it first.
+    for i, arg in enumerate(argv):
+        if arg == "--backend" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--backend="):
+            return arg.split("=", 1)[1]
+    return "tensorflow"
+
+
+BACKEND = _backend_argument(sys.argv)
+os.environ["KERAS_BACKEND"] = "tensorflow" if BACKEND == "all" else BACKEND
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
 import keras_aprelu  # noqa: E402
+
+if keras.config.backend() == "tensorflow":
+    import tensorflow as tf
 
 # ---------------------------------------------------------------------------
 # Autodiff twins of the custom-gradient kernels: the same forward, written so
@@ -69,6 +88,102 @@ class AutodiffMaxout(keras.layers.Layer):
             x, (-1, *shape[1:-1], self.num_units, x.shape[-1] // self.num_units)
         )
         return ops.max(grouped, axis=-1)
+
+
+# ---------------------------------------------------------------------------
+# Custom-gradient twins in keras.ops.custom_gradient, for JAX and PyTorch:
+# what a hand-written backward would buy there over the autodiff kernels the
+# package uses on those backends.
+
+
+def _grad_of(args, upstream):
+    # keras.ops.custom_gradient passes the upstream gradient positionally on
+    # TensorFlow and JAX, and as `upstream=` on PyTorch.
+    return args[0] if upstream is None else upstream
+
+
+def custom_parametric_relu(x, alpha):
+    @ops.custom_gradient
+    def f(x, alpha):
+        def grad(*args, upstream=None):
+            dy = _grad_of(args, upstream)
+            dx = ops.where(x > 0, dy, dy * alpha)
+            reduce = [a for a in range(len(x.shape)) if alpha.shape[a] == 1]
+            dalpha = ops.sum(dy * ops.minimum(x, 0), axis=reduce, keepdims=True)
+            return dx, dalpha
+
+        return ops.where(x > 0, x, alpha * x), grad
+
+    # alpha gets the rank of x, so that its broadcast axes are the size-1 ones.
+    alpha = ops.reshape(alpha, (1,) * (len(x.shape) - len(alpha.shape)) + alpha.shape)
+    return f(x, alpha)
+
+
+def custom_signed_means(x, axes):
+    """concat(mean(min(x, 0)), mean(relu(x))) over `axes`, one output."""
+    count = 1
+    for axis in axes:
+        count *= x.shape[axis]
+
+    @ops.custom_gradient
+    def f(x):
+        def grad(*args, upstream=None):
+            dz = _grad_of(args, upstream) / count
+            d_negative, d_positive = ops.split(dz, 2, axis=-1)
+            for axis in axes:
+                d_negative = ops.expand_dims(d_negative, axis)
+                d_positive = ops.expand_dims(d_positive, axis)
+            return ops.where(x > 0, d_positive, d_negative)
+
+        positive = ops.sum(ops.relu(x), axis=axes) / count
+        negative = ops.sum(x, axis=axes) / count - positive
+        return ops.concatenate([negative, positive], axis=-1), grad
+
+    return f(x)
+
+
+class CustomGradAPReLU(keras_aprelu.APReLU):
+    """APReLU whose pooling and output stage have keras.ops custom gradients."""
+
+    def call(self, inputs, training=None):
+        z = custom_signed_means(inputs, self._pool_axes)
+        z = ops.relu(self.batch_norm_1(self.dense_1(z), training=training))
+        alpha = ops.sigmoid(self.batch_norm_2(self.dense_2(z), training=training))
+        for axis in self._pool_axes:
+            alpha = ops.expand_dims(alpha, axis)
+        return custom_parametric_relu(inputs, alpha)
+
+
+class CustomGradPReLU(keras_aprelu.PReLU):
+    def call(self, inputs):
+        return custom_parametric_relu(inputs, ops.convert_to_tensor(self.alpha))
+
+
+class CustomGradMaxout(keras.layers.Layer):
+    """Maxout over the last axis that keeps only the argmax for the backward."""
+
+    def __init__(self, num_units, **kwargs):
+        super().__init__(**kwargs)
+        self.num_units = num_units
+
+    def call(self, x):
+        units = self.num_units
+        group = x.shape[-1] // units
+        shape = ops.shape(x)
+
+        @ops.custom_gradient
+        def f(x):
+            grouped = ops.reshape(x, (-1, *shape[1:-1], units, group))
+            winner = ops.argmax(grouped, axis=-1)
+
+            def grad(*args, upstream=None):
+                dy = _grad_of(args, upstream)
+                mask = ops.one_hot(winner, group, dtype=dy.dtype)
+                return ops.reshape(mask * ops.expand_dims(dy, -1), shape)
+
+            return ops.max(grouped, axis=-1), grad
+
+        return f(x)
 
 
 class CustomGradRReLU(keras.layers.Layer):
@@ -122,6 +237,9 @@ ACTIVATIONS = {
     "RReLU-train-customgrad": lambda c: [CustomGradRReLU()],
     "Maxout": _maxout(keras_aprelu.Maxout),
     "Maxout-autodiff": _maxout(AutodiffMaxout),
+    "PReLU-customgrad": lambda c: [CustomGradPReLU()],
+    "APReLU-customgrad": lambda c: [CustomGradAPReLU()],
+    "Maxout-customgrad": _maxout(CustomGradMaxout),
 }
 
 
@@ -186,27 +304,89 @@ def print_table(title, result):
         print(f"  {name:<26}{ratio:>7.2f}x{seconds * 1e3:>12.1f}")
 
 
+# Peak memory: ours against the twin, per backend. On TensorFlow ours has the
+# custom gradients and the twin is autodiff; on JAX and PyTorch ours is
+# autodiff and the twin has the keras.ops custom gradients.
 MEMORY_CASES = {
-    "PReLU": ("PReLU", "keras.PReLU"),
-    "APReLU": ("APReLU", "APReLU-autodiff"),
-    "Maxout": ("Maxout", "Maxout-autodiff"),
-    "RReLU": ("RReLU-train-customgrad", "RReLU-train"),
+    "tensorflow": {
+        "PReLU": ("PReLU", "keras.PReLU"),
+        "APReLU": ("APReLU", "APReLU-autodiff"),
+        "Maxout": ("Maxout", "Maxout-autodiff"),
+        "RReLU": ("RReLU-train-customgrad", "RReLU-train"),
+    },
+    "jax": {
+        "PReLU": ("PReLU", "PReLU-customgrad"),
+        "APReLU": ("APReLU", "APReLU-customgrad"),
+        "Maxout": ("Maxout", "Maxout-customgrad"),
+    },
 }
+MEMORY_CASES["torch"] = MEMORY_CASES["jax"]
+MEMORY_SHAPE = (64, 64, 64, 64)
 
 
 def peak_memory_child(name):
-    """Forward+backward of one activation on a large tensor; prints MiB."""
-    x = tf.random.normal((64, 64, 64, 64))
-    layers = make_activation(name, 64)
-    for layer in layers:
-        layer.build(x.shape if layer is layers[0] else (64, 64, 64, 128))
-    fn = tf.function(lambda x: _grad(layers, x))
-    fn(tf.random.normal((2, 64, 64, 64)))  # trace on a small batch
+    """Memory of one forward+backward of an activation on a large tensor,
+    in MiB, printed: how far the resident memory peaks above where it stood
+    (TensorFlow, PyTorch: traced and warmed up on a small batch first), or
+    the temporary buffers XLA allocates for it (JAX, whose compilation of
+    the large shape would otherwise count)."""
+    x = np.random.default_rng(0).normal(size=MEMORY_SHAPE).astype("float32")
+    layers = make_activation(name, MEMORY_SHAPE[-1])
+    y = x[:2]
+    for layer in layers:  # builds them
+        y = layer(y)
+    if keras.config.backend() == "jax":
+        print(_jax_temp_bytes(layers, x) / 2**20)
+        return
+    fn = _gradient_function(layers)
+    fn(x[:2])  # trace and allocate on a small batch
     before = _status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets the peak (VmHWM) to the current size
     fn(x)
     print((_status_kib("VmHWM") - before) / 1024)
+
+
+def _jax_temp_bytes(layers, x):
+    import jax
+
+    def loss(x):
+        # Batch norm's and the seed generator's updates stay in the scope.
+        with keras.StatelessScope():
+            return _forward(layers, x)
+
+    compiled = jax.jit(jax.grad(loss)).lower(x).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+
+def _forward(layers, x):
+    y = x
+    for layer in layers:
+        y = layer(y, training=True)
+    return ops.sum(y * y)
+
+
+def _gradient_function(layers):
+    """x -> d sum(f(x)^2) / dx, on TensorFlow (compiled) or PyTorch."""
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+
+        def grad(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = _forward(layers, x)
+            return tape.gradient(loss, x)
+
+        compiled = tf.function(grad)
+        return lambda x: compiled(tf.constant(x)).numpy()
+    import torch
+
+    def grad(x):
+        x = torch.tensor(x, requires_grad=True)
+        _forward(layers, x).backward()
+        return x.grad.numpy()
+
+    return grad
 
 
 def _status_kib(field):
@@ -217,19 +397,9 @@ def _status_kib(field):
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def _grad(layers, x):
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = x
-        for layer in layers:
-            y = layer(y, training=True)
-        loss = tf.reduce_sum(y * y)
-    return tape.gradient(loss, x)
-
-
 def peak_memory(name):
     out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", name],
+        [sys.executable, __file__, "--backend", BACKEND, "--memory-child", name],
         capture_output=True,
         text=True,
         check=True,
@@ -237,52 +407,116 @@ def peak_memory(name):
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def versions():
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        return f"tensorflow {tf.__version__}"
+    if backend == "jax":
+        import jax
+
+        return f"jax {jax.__version__}"
+    import torch
+
+    return f"torch {torch.__version__}"
+
+
+def run_backend(args):
+    if args.memory_only:
+        report_memory()
+        return
+    steps, rounds = (3, 3) if args.quick else (10, 9)
+    backend = keras.config.backend()
+    print(
+        f"\n=== {backend}: keras {keras.__version__}, {versions()}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"batch {args.batch}, {rounds} rounds of {steps} steps"
+    )
+    common = dict(batch=args.batch, steps=steps, rounds=rounds)
+    custom = [] if backend == "tensorflow" else ["PReLU-customgrad"]
+    print_table(
+        "PReLU training step, Keras defaults, ratio to keras.layers.PReLU "
+        "(same sharing); goal <= 1.0x",
+        step_ratios(
+            ["keras.PReLU", "PReLU", *custom],
+            jit_compile="auto",
+            mode="train",
+            **common,
+        ),
+    )
+    if backend == "tensorflow":
+        twins = ["APReLU-autodiff", "RReLU-train-customgrad", "Maxout-autodiff"]
+    else:
+        twins = ["APReLU-customgrad", "Maxout-customgrad"]
+    print_table(
+        "Training step, Keras defaults, ratio to ReLU; APReLU goal <= 1.3x",
+        step_ratios(
+            ["relu", "keras.PReLU", "PReLU", "APReLU", "RReLU-train", "Maxout"] + twins,
+            jit_compile="auto",
+            mode="train",
+            **common,
+        ),
+    )
+    print_table(
+        "Inference (predict_on_batch), Keras defaults, ratio to ReLU; "
+        "APReLU goal <= 1.2x",
+        step_ratios(
+            ["relu", "keras.PReLU", "PReLU", "APReLU"],
+            jit_compile="auto",
+            mode="predict",
+            **common,
+        ),
+    )
+    if backend == "tensorflow":
+        print_table(
+            "Training step, jit_compile=True, ratio to ReLU with jit_compile=True",
+            step_ratios(
+                ["relu", "PReLU", "APReLU", "APReLU-autodiff"],
+                jit_compile=True,
+                mode="train",
+                **common,
+            ),
+        )
+    if args.memory:
+        report_memory()
+
+
+def report_memory():
+    print(f"\nPeak memory of one forward+backward on {MEMORY_SHAPE} floats")
+    for label, (ours, twin) in MEMORY_CASES[keras.config.backend()].items():
+        a, b = peak_memory(ours), peak_memory(twin)
+        line = f"{ours} {a:5.0f} MiB vs {twin} {b:5.0f} MiB"
+        ratio = f"{a / b:.2f}x" if b > 0 else "n/a (no temporary buffer)"
+        print(f"  {label:<8}{line}: {ratio}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--backend",
+        default="tensorflow",
+        choices=["tensorflow", "jax", "torch", "all"],
+        help="the Keras backend, or all three in turn",
+    )
     parser.add_argument("--quick", action="store_true", help="few rounds")
     parser.add_argument("--memory", action="store_true", help="peak memory too")
+    parser.add_argument(
+        "--memory-only", action="store_true", help="peak memory, no step times"
+    )
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=128)
     args = parser.parse_args()
     if args.memory_child:
         peak_memory_child(args.memory_child)
         return
-    steps, rounds = (3, 3) if args.quick else (10, 9)
-    print(
-        f"keras {keras.__version__}, tensorflow {tf.__version__}, "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"batch {args.batch}, {rounds} rounds of {steps} steps"
-    )
-    names = list(ACTIVATIONS)
-    common = dict(batch=args.batch, steps=steps, rounds=rounds)
-    print_table(
-        "Training step, Keras defaults (no XLA on CPU), ratio to ReLU",
-        step_ratios(names, jit_compile=False, mode="train", **common),
-    )
-    print_table(
-        "Training step, jit_compile=True, ratio to ReLU with jit_compile=True",
-        step_ratios(
-            ["relu", "PReLU", "APReLU", "APReLU-autodiff"],
-            jit_compile=True,
-            mode="train",
-            **common,
-        ),
-    )
-    print_table(
-        "Inference (predict_on_batch), ratio to ReLU",
-        step_ratios(
-            ["relu", "keras.PReLU", "PReLU", "APReLU", "APReLU-autodiff"],
-            jit_compile=False,
-            mode="predict",
-            **common,
-        ),
-    )
-    if args.memory:
-        print("\nPeak memory of one forward+backward on (64, 64, 64, 64) floats")
-        for label, (ours, twin) in MEMORY_CASES.items():
-            a, b = peak_memory(ours), peak_memory(twin)
-            line = f"{ours} {a:5.0f} MiB vs {twin} {b:5.0f} MiB"
-            print(f"  {label:<8}{line}: {a / b:.2f}x")
+    if args.backend == "all":
+        for backend in ("tensorflow", "jax", "torch"):
+            argv = [a for a in sys.argv[1:] if not a.startswith("--backend")]
+            argv = [a for a in argv if a != "all"]
+            subprocess.run(
+                [sys.executable, __file__, "--backend", backend, *argv], check=True
+            )
+        return
+    run_backend(args)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ Each kernel is written here once in `keras.ops`, differentiated by the
 backend's own autodiff. On TensorFlow, `_tf_ops` replaces it with a kernel
 that has a hand-written gradient, where `benchmarks/bench_layers.py` shows
 that it pays there (memory, TFLite's PRELU fusion, Maxout's int32 argmax).
-On JAX and PyTorch these are differentiated by autodiff; the benchmark
-compares them with a hand-written backward (`keras.ops.custom_gradient`).
+On JAX and PyTorch these are differentiated by autodiff: the benchmark's
+hand-written backwards (`keras.ops.custom_gradient`) were slower or no
+faster there, except Maxout's on JAX (README, "Performance").
 `_tf_ops` is imported only under the TensorFlow backend, so
 that `import keras_aprelu` never imports TensorFlow under JAX or PyTorch.
 

@@ -138,6 +138,7 @@ class _EveryEpochs(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
+            self._writer.open()  # also when called outside `fit`
             self._log(epoch, logs)
 
 

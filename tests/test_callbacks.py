@@ -371,3 +371,19 @@ def test_method_kwargs_go_to_the_methods_that_take_them(tmp_path):
 def test_bad_arguments_fail_at_construction(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_called_outside_fit_the_callbacks_still_log(tmp_path):
+    # After fit closed the writer, a direct call (a user logging one more
+    # epoch by hand) opens it again instead of failing or skipping.
+    x, y = data()
+    model = compiled(functional())
+    monitor = callbacks.ActivationMonitor(x[:8], log_dir=tmp_path)
+    maps = callbacks.AttributionMaps(x[:2], tmp_path, methods=("saliency",))
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[monitor, maps])
+    for callback in (monitor, maps):
+        callback.on_epoch_end(4, {})
+        callback.on_train_end()
+    reader = events(tmp_path)
+    assert [t.step for t in reader.Tensors("saliency")] == [0, 4]
+    assert [t.step for t in reader.Tensors("dead/act1")] == [0, 4]
