@@ -26,6 +26,10 @@ FIT_MODES = {
 # Every mixed policy each backend supports on the CPU, passed per layer as
 # keras-hub does, never through the global policy.
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+# The layer classes whose mixed-precision fit step has run: one
+# configuration per class trains under each policy (a compiled step costs
+# seconds on JAX); every configuration still checks its dtypes.
+_MIXED_FIT_DONE = set()
 
 
 def _sample(shape, seed=0):
@@ -61,7 +65,8 @@ def run_layer_test(
       (not each of them: a bias that feeds batch norm, as in APReLU, gets no
       gradient);
     - each mixed policy, passed as the layer's `dtype`: float32 weights,
-      half-precision outputs, and a `fit` step.
+      half-precision outputs, and a `fit` step (for the first configuration
+      of each layer class in the run).
 
     `deterministic=False` (RReLU) skips the comparisons that need the layer
     to give the same output twice in training.
@@ -128,6 +133,9 @@ def run_layer_test(
         assert keras.backend.standardize_dtype(y.dtype) == policy[len("mixed_") :]
         for weight in mixed.weights:
             assert keras.backend.standardize_dtype(weight.dtype) == "float32"
+        if (layer_cls, policy) in _MIXED_FIT_DONE:
+            continue
+        _MIXED_FIT_DONE.add((layer_cls, policy))
         optimizer = keras.optimizers.SGD(0.1)
         if policy == "mixed_float16":
             # A small initial loss scale, so that the first step does not
