@@ -30,8 +30,9 @@ test: $(STAMP)
 	KERAS_BACKEND=torch $(PY) -m pytest $(LAYER_TESTS)
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_layers.py
+	$(PY) benchmarks/bench_layers.py --backend all --memory
 	$(PY) benchmarks/bench_viz.py
+	$(PY) benchmarks/bench_callbacks.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
