@@ -90,6 +90,50 @@ class AutodiffMaxout(keras.layers.Layer):
         return ops.max(grouped, axis=-1)
 
 
+class UnfusedReLU(keras.layers.Layer):
+    """max(x, 0): the ReLU that TensorFlow's graph optimizer does not fuse
+    into the convolution before it, as it fuses tf.nn.relu."""
+
+    def call(self, x):
+        return ops.maximum(x, 0.0)
+
+
+class GatherMaxout(AutodiffMaxout):
+    """Maxout gathered at the argmax, differentiated by autodiff: the
+    package's kernel on PyTorch, and on JAX before it got its custom
+    gradient."""
+
+    def call(self, x):
+        shape = ops.shape(x)
+        grouped = ops.reshape(
+            x, (-1, *shape[1:-1], self.num_units, x.shape[-1] // self.num_units)
+        )
+        winner = ops.argmax(grouped, axis=-1, keepdims=True)
+        return ops.squeeze(ops.take_along_axis(grouped, winner, axis=-1), axis=-1)
+
+
+# The where(x > 0, x, alpha * x) form of the package's kernel on JAX and
+# TensorFlow, which PyTorch used too before it got relu + alpha * clip.
+
+
+def _where_form(x, alpha):
+    return ops.where(x > 0, x, alpha * x)
+
+
+class WherePReLU(keras_aprelu.PReLU):
+    def call(self, inputs):
+        return _where_form(inputs, ops.convert_to_tensor(self.alpha))
+
+
+class WhereAPReLU(keras_aprelu.APReLU):
+    def call(self, inputs, training=None):
+        inputs, alpha = self._slopes(inputs, training)
+        broadcast = [1] * len(inputs.shape)
+        broadcast[0] = -1
+        broadcast[self._channel_axis] = inputs.shape[self._channel_axis]
+        return _where_form(inputs, ops.reshape(alpha, broadcast))
+
+
 # ---------------------------------------------------------------------------
 # Custom-gradient twins in keras.ops.custom_gradient, for JAX and PyTorch:
 # what a hand-written backward would buy there over the autodiff kernels the
@@ -229,6 +273,7 @@ def _maxout(cls):
 # name -> factory(channels) -> the layers that follow a conv with `channels`.
 ACTIVATIONS = {
     "relu": lambda c: [keras.layers.ReLU()],
+    "relu-unfused": lambda c: [UnfusedReLU()],
     "keras.PReLU": lambda c: [keras.layers.PReLU(shared_axes=[1, 2])],
     "PReLU": lambda c: [keras_aprelu.PReLU()],
     "APReLU": lambda c: [keras_aprelu.APReLU()],
@@ -237,6 +282,9 @@ ACTIVATIONS = {
     "RReLU-train-customgrad": lambda c: [CustomGradRReLU()],
     "Maxout": _maxout(keras_aprelu.Maxout),
     "Maxout-autodiff": _maxout(AutodiffMaxout),
+    "Maxout-gather-autodiff": _maxout(GatherMaxout),
+    "PReLU-where": lambda c: [WherePReLU()],
+    "APReLU-where": lambda c: [WhereAPReLU()],
     "PReLU-customgrad": lambda c: [CustomGradPReLU()],
     "APReLU-customgrad": lambda c: [CustomGradAPReLU()],
     "Maxout-customgrad": _maxout(CustomGradMaxout),
@@ -306,7 +354,8 @@ def print_table(title, result):
 
 # Peak memory: ours against the twin, per backend. On TensorFlow ours has the
 # custom gradients and the twin is autodiff; on JAX and PyTorch ours is
-# autodiff and the twin has the keras.ops custom gradients.
+# autodiff and the twin has the keras.ops custom gradients, except Maxout on
+# JAX, where ours has the custom gradient.
 MEMORY_CASES = {
     "tensorflow": {
         "PReLU": ("PReLU", "keras.PReLU"),
@@ -317,10 +366,14 @@ MEMORY_CASES = {
     "jax": {
         "PReLU": ("PReLU", "PReLU-customgrad"),
         "APReLU": ("APReLU", "APReLU-customgrad"),
+        "Maxout": ("Maxout", "Maxout-gather-autodiff"),
+    },
+    "torch": {
+        "PReLU": ("PReLU", "PReLU-customgrad"),
+        "APReLU": ("APReLU", "APReLU-customgrad"),
         "Maxout": ("Maxout", "Maxout-customgrad"),
     },
 }
-MEMORY_CASES["torch"] = MEMORY_CASES["jax"]
 MEMORY_SHAPE = (64, 64, 64, 64)
 
 
@@ -432,7 +485,11 @@ def run_backend(args):
         f"batch {args.batch}, {rounds} rounds of {steps} steps"
     )
     common = dict(batch=args.batch, steps=steps, rounds=rounds)
-    custom = [] if backend == "tensorflow" else ["PReLU-customgrad"]
+    custom = {
+        "tensorflow": [],
+        "jax": ["PReLU-customgrad"],
+        "torch": ["PReLU-customgrad", "PReLU-where"],
+    }[backend]
     print_table(
         "PReLU training step, Keras defaults, ratio to keras.layers.PReLU "
         "(same sharing); goal <= 1.0x",
@@ -443,14 +500,17 @@ def run_backend(args):
             **common,
         ),
     )
-    if backend == "tensorflow":
-        twins = ["APReLU-autodiff", "RReLU-train-customgrad", "Maxout-autodiff"]
-    else:
-        twins = ["APReLU-customgrad", "Maxout-customgrad"]
+    twins = {
+        "tensorflow": ["APReLU-autodiff", "RReLU-train-customgrad", "Maxout-autodiff"],
+        "jax": ["APReLU-customgrad", "Maxout-gather-autodiff"],
+        "torch": ["APReLU-customgrad", "Maxout-customgrad", "APReLU-where"],
+    }[backend]
     print_table(
         "Training step, Keras defaults, ratio to ReLU; APReLU goal <= 1.3x",
         step_ratios(
-            ["relu", "keras.PReLU", "PReLU", "APReLU", "RReLU-train", "Maxout"] + twins,
+            ["relu", "relu-unfused", "keras.PReLU", "PReLU", "APReLU", "RReLU-train"]
+            + ["Maxout"]
+            + twins,
             jit_compile="auto",
             mode="train",
             **common,
@@ -460,7 +520,8 @@ def run_backend(args):
         "Inference (predict_on_batch), Keras defaults, ratio to ReLU; "
         "APReLU goal <= 1.2x",
         step_ratios(
-            ["relu", "keras.PReLU", "PReLU", "APReLU"],
+            ["relu", "relu-unfused", "keras.PReLU", "PReLU", "APReLU"]
+            + (["APReLU-where"] if backend == "torch" else []),
             jit_compile="auto",
             mode="predict",
             **common,
