@@ -13,7 +13,6 @@ weights with and without them.
 """
 
 import inspect
-import numbers
 import warnings
 
 import keras
@@ -54,19 +53,6 @@ def _check_inputs(inputs):
                 f"Received: inputs with shape {tuple(shape)}"
             )
     return inputs
-
-
-def _check_threshold(value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0 <= value <= 1
-    ):
-        raise ValueError(
-            "`dead_threshold` must be a number in [0, 1]. "
-            f"Received: dead_threshold={value!r}"
-        )
-    return float(value)
 
 
 def _require(package):
@@ -198,7 +184,7 @@ class ActivationMonitor(_EveryEpochs):
     ):
         self.inputs = _check_inputs(inputs)
         super().__init__(log_dir, every)
-        self.dead_threshold = _check_threshold(dead_threshold)
+        self.dead_threshold = _args.check_number(dead_threshold, "dead_threshold", 0, 1)
         self.on_dead = _args.check_choice(on_dead, "on_dead", _ON_DEAD)
         self.batch_size = _args.check_positive_int(batch_size, "batch_size")
         self._reported = set()
@@ -339,24 +325,24 @@ class AttributionMaps(_EveryEpochs):
                     f"Received: methods={methods!r}, {key}={method_kwargs[key]!r}"
                 )
         self.method_kwargs = method_kwargs
+        self._functions = {name: available[name] for name in methods}
+        self._images = np.asarray(self.inputs)
         self._kwargs = {
             name: {k: v for k, v in method_kwargs.items() if k in accepted[name]}
             for name in methods
         }
 
     def _log(self, epoch, logs):
-        methods = _map_methods()
-        images = np.asarray(self.inputs)
-        for name in self.methods:
-            maps = methods[name](
-                self.model, self.inputs, self.target, **self._kwargs[name]
-            )
+        for name, method in self._functions.items():
+            maps = method(self.model, self.inputs, self.target, **self._kwargs[name])
             if np.ndim(maps) != 3:
                 raise ValueError(
                     "AttributionMaps draws images: inputs with two spatial "
-                    f"axes. Received: inputs with shape {images.shape}"
+                    f"axes. Received: inputs with shape {self._images.shape}"
                 )
-            self._writer.images(name, plotting.overlay_images(images, maps), epoch)
+            self._writer.images(
+                name, plotting.overlay_images(self._images, maps), epoch
+            )
 
     def get_config(self):
         return {

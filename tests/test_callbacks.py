@@ -348,6 +348,18 @@ def test_method_kwargs_go_to_the_methods_that_take_them(tmp_path):
             r"Received: dead_threshold=1\.5",
         ),
         (
+            lambda: callbacks.ActivationMonitor(
+                np.ones((2, 8, 8, 1)), dead_threshold=float("nan")
+            ),
+            r"Received: dead_threshold=nan",
+        ),
+        (
+            lambda: callbacks.ActivationMonitor(
+                np.ones((2, 8, 8, 1)), dead_threshold=True
+            ),
+            r"Received: dead_threshold=True",
+        ),
+        (
             lambda: callbacks.ActivationMonitor(np.ones((2, 8, 8, 1)), on_dead="panic"),
             r"Received: on_dead='panic'",
         ),

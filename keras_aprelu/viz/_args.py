@@ -32,16 +32,20 @@ def check_int(value, name, minimum):
     return int(value)
 
 
-def check_number(value, name, minimum=None):
-    """A finite real number, at least `minimum` when given."""
+def check_number(value, name, minimum=None, maximum=None):
+    """A finite real number, within [`minimum`, `maximum`] where given."""
     ok = (
         isinstance(value, numbers.Real)
         and not isinstance(value, (bool, np.bool_))
         and math.isfinite(value)
         and (minimum is None or value >= minimum)
+        and (maximum is None or value <= maximum)
     )
     if not ok:
-        rule = "a finite number" + ("" if minimum is None else f" >= {minimum}")
+        if minimum is not None and maximum is not None:
+            rule = f"a number in [{minimum}, {maximum}]"
+        else:
+            rule = "a finite number" + ("" if minimum is None else f" >= {minimum}")
         raise ValueError(f"`{name}` must be {rule}. Received: {name}={value!r}")
     return float(value)
 
