@@ -134,6 +134,19 @@ class WhereAPReLU(keras_aprelu.APReLU):
         return _where_form(inputs, ops.reshape(alpha, broadcast))
 
 
+class ReluMeansAPReLU(keras_aprelu.APReLU):
+    """APReLU pooling mean(relu(x)) and mean(x) - mean(relu(x)), by
+    autodiff: the package's form on JAX before the |x| form."""
+
+    def _slopes(self, inputs, training):
+        positive = ops.mean(ops.relu(inputs), self._pool_axes)
+        negative = ops.mean(inputs, self._pool_axes) - positive
+        z = ops.concatenate([negative, positive], axis=-1)
+        z = ops.relu(self.batch_norm_1(self.dense_1(z), training=training))
+        z = self.batch_norm_2(self.dense_2(z), training=training)
+        return inputs, ops.sigmoid(z)
+
+
 # ---------------------------------------------------------------------------
 # Custom-gradient twins in keras.ops.custom_gradient, for JAX and PyTorch:
 # what a hand-written backward would buy there over the autodiff kernels the
@@ -285,6 +298,7 @@ ACTIVATIONS = {
     "Maxout-gather-autodiff": _maxout(GatherMaxout),
     "PReLU-where": lambda c: [WherePReLU()],
     "APReLU-where": lambda c: [WhereAPReLU()],
+    "APReLU-relu-means": lambda c: [ReluMeansAPReLU()],
     "PReLU-customgrad": lambda c: [CustomGradPReLU()],
     "APReLU-customgrad": lambda c: [CustomGradAPReLU()],
     "Maxout-customgrad": _maxout(CustomGradMaxout),
@@ -502,7 +516,7 @@ def run_backend(args):
     )
     twins = {
         "tensorflow": ["APReLU-autodiff", "RReLU-train-customgrad", "Maxout-autodiff"],
-        "jax": ["APReLU-customgrad", "Maxout-gather-autodiff"],
+        "jax": ["APReLU-customgrad", "APReLU-relu-means", "Maxout-gather-autodiff"],
         "torch": ["APReLU-customgrad", "Maxout-customgrad", "APReLU-where"],
     }[backend]
     print_table(
@@ -521,7 +535,9 @@ def run_backend(args):
         "APReLU goal <= 1.2x",
         step_ratios(
             ["relu", "relu-unfused", "keras.PReLU", "PReLU", "APReLU"]
-            + (["APReLU-where"] if backend == "torch" else []),
+            + {"torch": ["APReLU-where"], "jax": ["APReLU-relu-means"]}.get(
+                backend, []
+            ),
             jit_compile="auto",
             mode="predict",
             **common,

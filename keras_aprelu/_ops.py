@@ -64,10 +64,44 @@ def signed_means(x, axes):
         # torch reads an empty `dim` as "every axis": do not reduce at all.
         positive = ops.relu(x)
         return x, x - positive, positive
+    if keras.config.backend() == "jax":
+        return (x, *_signed_means_by_magnitude(x, axes))
     # mean(min(x, 0)) = mean(x) - mean(relu(x)): one pass fewer, and the
     # gradient at x == 0 goes to the negative branch (relu'(0) = 0).
     positive = _mean(ops.relu(x), axes)
     return x, _mean(x, axes) - positive, positive
+
+
+def _signed_means_by_magnitude(x, axes):
+    """mean(min(x, 0)) and mean(relu(x)) as (mean(x) -/+ mean(|x|)) / 2.
+
+    For JAX: XLA's CPU compiler turns a sum of relu(x) into a kernel that
+    reads a materialized tensor of zeros as large as x, and this form, with
+    no zero to compare with, made the APReLU CNN's inference 2.0x faster
+    (bench_layers.py). The hand-written backward keeps the gradient of the
+    other backends: at x == 0 it goes to the negative branch, where
+    autodiff of |x| would split it in two.
+    """
+    count = 1
+    for axis in axes:
+        count *= x.shape[axis]
+
+    @ops.custom_gradient
+    def means(x):
+        total = _mean(x, axes)
+        magnitude = _mean(ops.abs(x), axes)
+
+        def grad(*args, upstream=None):
+            # Positional on JAX: the cotangents of (negative, positive).
+            d_negative, d_positive = args[0] if upstream is None else upstream
+            for axis in axes:
+                d_negative = ops.expand_dims(d_negative, axis)
+                d_positive = ops.expand_dims(d_positive, axis)
+            return ops.where(x > 0, d_positive, d_negative) / count
+
+        return ((total - magnitude) / 2, (total + magnitude) / 2), grad
+
+    return means(x)
 
 
 def _mean(x, axes):
