@@ -73,6 +73,7 @@ def test_demo_rejects_bad_arguments():
     [
         "01_activations_on_mnist.ipynb",
         "02_visualizing_a_mnist_cnn.ipynb",
+        "03_aprelu_under_noise.ipynb",
         "04_which_map_to_trust.ipynb",
     ],
 )
