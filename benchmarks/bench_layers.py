@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 import keras_aprelu  # noqa: E402
+from keras_aprelu import _ops  # noqa: E402
 
 if keras.config.backend() == "tensorflow":
     import tensorflow as tf
@@ -153,17 +154,11 @@ class ReluMeansAPReLU(keras_aprelu.APReLU):
 # package uses on those backends.
 
 
-def _grad_of(args, upstream):
-    # keras.ops.custom_gradient passes the upstream gradient positionally on
-    # TensorFlow and JAX, and as `upstream=` on PyTorch.
-    return args[0] if upstream is None else upstream
-
-
 def custom_parametric_relu(x, alpha):
     @ops.custom_gradient
     def f(x, alpha):
         def grad(*args, upstream=None):
-            dy = _grad_of(args, upstream)
+            dy = _ops._upstream(args, upstream)
             dx = ops.where(x > 0, dy, dy * alpha)
             reduce = [a for a in range(len(x.shape)) if alpha.shape[a] == 1]
             dalpha = ops.sum(dy * ops.minimum(x, 0), axis=reduce, keepdims=True)
@@ -185,7 +180,7 @@ def custom_signed_means(x, axes):
     @ops.custom_gradient
     def f(x):
         def grad(*args, upstream=None):
-            dz = _grad_of(args, upstream) / count
+            dz = _ops._upstream(args, upstream) / count
             d_negative, d_positive = ops.split(dz, 2, axis=-1)
             for axis in axes:
                 d_negative = ops.expand_dims(d_negative, axis)
@@ -234,7 +229,7 @@ class CustomGradMaxout(keras.layers.Layer):
             winner = ops.argmax(grouped, axis=-1)
 
             def grad(*args, upstream=None):
-                dy = _grad_of(args, upstream)
+                dy = _ops._upstream(args, upstream)
                 mask = ops.one_hot(winner, group, dtype=dy.dtype)
                 return ops.reshape(mask * ops.expand_dims(dy, -1), shape)
 
