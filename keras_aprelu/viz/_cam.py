@@ -55,7 +55,14 @@ def _channels_last(values, layout):
 
 def gradient(rule):
     """The weighting of a gradient rule `rule(features, grads) -> maps`: one
-    forward and one partial backward pass per input."""
+    forward and one partial backward pass per input.
+
+    The compiled function returns the features and their gradients, and the
+    rule runs on them outside it, so that every gradient CAM of the same
+    layer and targets shares one traced function: on a keras.applications
+    model each trace takes seconds, and a user comparing Grad-CAM, Grad-CAM++,
+    HiResCAM and Layer-CAM pays it once.
+    """
 
     def maps_of(model, layout, feature_map, run):
         # What the compiled function closes over must not hold the model:
@@ -75,14 +82,20 @@ def gradient(rule):
                         scores = _scores.score(outputs, targets, score_fn)
                 features = _features(store, path, layout)
                 grads = tape.gradient(scores, store[0])
-                grads = _channels_last(keras.ops.cast(grads, "float32"), layout)
-                return rule(features, grads)
+                return features, _channels_last(
+                    keras.ops.cast(grads, "float32"), layout
+                )
 
             return fn
 
-        key = ("cam", layout, id(found), feature_map.of_input, rule.__name__)
-        fn = _tf.compiled(model, (*key, logits, run.targets.key), build)
-        return lambda start, xs: fn(xs, run.targets.slice(start, start + len(xs[0])))
+        key = ("cam", layout, id(found), feature_map.of_input, logits, run.targets.key)
+        fn = _tf.compiled(model, key, build)
+        weigh = _tf.compiled_plain(rule)
+
+        def maps(start, xs):
+            return weigh(*fn(xs, run.targets.slice(start, start + len(xs[0]))))
+
+        return maps
 
     return maps_of
 

@@ -114,6 +114,42 @@ def test_hires_cam_and_layer_cam_equal_the_hand_formulas():
     assert np.abs(grad - hires).max() > 0.1
 
 
+def test_gradient_cams_share_one_traced_function_across_ranks():
+    from keras_aprelu.viz import _tf
+
+    # The features and gradients are traced once; each rule weighs them.
+    model, dense = flatten_head_model()
+    w = np.asarray(dense.kernel)[:, 0].reshape(6, 6, 3)
+    x = RNG.normal(size=(2, 6, 6, 3)).astype("float32")
+    first = viz.hires_cam(model, x, 0, layer="conv", normalize=False)
+    functions = _tf.functions_of(model)
+    layer = viz.layer_cam(model, x, 0, layer="conv", normalize=False)
+    grad = viz.grad_cam(model, x, 0, layer="conv", normalize=False)
+    viz.grad_cam_plus_plus(model, x, 0, layer="conv")
+    assert _tf.functions_of(model) == functions
+    np.testing.assert_allclose(
+        first, np.maximum((x * w).sum(-1), 0), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        layer, np.maximum((x * np.maximum(w, 0)).sum(-1), 0), rtol=1e-5, atol=1e-6
+    )
+    expected = np.maximum((x * w.mean((0, 1))).sum(-1), 0)
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6)
+    # A rule weighed 2-D maps above; it must still read the rank of 1-D ones.
+    inp = keras.Input((10, 2))
+    conv = keras.layers.Conv1D(2, 1, use_bias=False, name="conv")
+    head = keras.layers.Dense(1, name="dense")
+    signals = keras.Model(inp, head(keras.layers.Flatten()(conv(inp))))
+    conv.set_weights([np.eye(2, dtype="float32")[None]])
+    v = RNG.normal(size=(10, 2)).astype("float32")
+    head.set_weights([v.reshape(20, 1), np.zeros(1, "float32")])
+    s = RNG.normal(size=(3, 10, 2)).astype("float32")
+    cam = viz.grad_cam(signals, s, 0, layer="conv", normalize=False)
+    np.testing.assert_allclose(
+        cam, np.maximum((s * v.mean(0)).sum(-1), 0), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_hires_cam_counts_negative_features_with_negative_gradients():
     # On signed features (APReLU's), a negative activation with a negative
     # gradient raises the score: HiResCAM credits it, Layer-CAM cannot.
