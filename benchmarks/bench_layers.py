@@ -113,26 +113,40 @@ class GatherMaxout(AutodiffMaxout):
         return ops.squeeze(ops.take_along_axis(grouped, winner, axis=-1), axis=-1)
 
 
-# The where(x > 0, x, alpha * x) form of the package's kernel on JAX and
-# TensorFlow, which PyTorch used too before it got relu + alpha * clip.
+# The output stages the package used before, differentiated by autodiff:
+# where(x > 0, x, alpha * x), its kernel on JAX and TensorFlow, which
+# PyTorch used too before relu + alpha * clip; and that clip form, PyTorch's
+# kernel before it got its hand-written backward.
 
 
 def _where_form(x, alpha):
     return ops.where(x > 0, x, alpha * x)
 
 
-class WherePReLU(keras_aprelu.PReLU):
-    def call(self, inputs):
-        return _where_form(inputs, ops.convert_to_tensor(self.alpha))
+def _clip_form(x, alpha):
+    return ops.relu(x) + alpha * ops.clip(x, float("-inf"), 0.0)
 
 
-class WhereAPReLU(keras_aprelu.APReLU):
-    def call(self, inputs, training=None):
-        inputs, alpha = self._slopes(inputs, training)
-        broadcast = [1] * len(inputs.shape)
-        broadcast[0] = -1
-        broadcast[self._channel_axis] = inputs.shape[self._channel_axis]
-        return _where_form(inputs, ops.reshape(alpha, broadcast))
+def _with_output_form(form):
+    """PReLU and APReLU twins whose output is `form(x, alpha)`."""
+
+    class FormPReLU(keras_aprelu.PReLU):
+        def call(self, inputs):
+            return form(inputs, ops.convert_to_tensor(self.alpha))
+
+    class FormAPReLU(keras_aprelu.APReLU):
+        def call(self, inputs, training=None):
+            inputs, alpha = self._slopes(inputs, training)
+            broadcast = [1] * len(inputs.shape)
+            broadcast[0] = -1
+            broadcast[self._channel_axis] = inputs.shape[self._channel_axis]
+            return form(inputs, ops.reshape(alpha, broadcast))
+
+    return FormPReLU, FormAPReLU
+
+
+WherePReLU, WhereAPReLU = _with_output_form(_where_form)
+ClipPReLU, ClipAPReLU = _with_output_form(_clip_form)
 
 
 class ReluMeansAPReLU(keras_aprelu.APReLU):
@@ -294,6 +308,8 @@ ACTIVATIONS = {
     "PReLU-where": lambda c: [WherePReLU()],
     "APReLU-where": lambda c: [WhereAPReLU()],
     "APReLU-relu-means": lambda c: [ReluMeansAPReLU()],
+    "PReLU-clip-autodiff": lambda c: [ClipPReLU()],
+    "APReLU-clip-autodiff": lambda c: [ClipAPReLU()],
     "PReLU-customgrad": lambda c: [CustomGradPReLU()],
     "APReLU-customgrad": lambda c: [CustomGradAPReLU()],
     "Maxout-customgrad": _maxout(CustomGradMaxout),
@@ -362,9 +378,11 @@ def print_table(title, result):
 
 
 # Peak memory: ours against the twin, per backend. On TensorFlow ours has the
-# custom gradients and the twin is autodiff; on JAX and PyTorch ours is
-# autodiff and the twin has the keras.ops custom gradients, except Maxout on
-# JAX, where ours has the custom gradient.
+# custom gradients and the twin is autodiff. On JAX ours is autodiff and the
+# twin has the keras.ops custom gradients, except Maxout, where ours has the
+# custom gradient. On PyTorch ours has the custom gradient of the output
+# stage (PReLU, APReLU), against the same forward by autodiff, and autodiff
+# for Maxout.
 MEMORY_CASES = {
     "tensorflow": {
         "PReLU": ("PReLU", "keras.PReLU"),
@@ -378,8 +396,8 @@ MEMORY_CASES = {
         "Maxout": ("Maxout", "Maxout-gather-autodiff"),
     },
     "torch": {
-        "PReLU": ("PReLU", "PReLU-customgrad"),
-        "APReLU": ("APReLU", "APReLU-customgrad"),
+        "PReLU": ("PReLU", "PReLU-clip-autodiff"),
+        "APReLU": ("APReLU", "APReLU-clip-autodiff"),
         "Maxout": ("Maxout", "Maxout-customgrad"),
     },
 }
@@ -497,7 +515,7 @@ def run_backend(args):
     custom = {
         "tensorflow": [],
         "jax": ["PReLU-customgrad"],
-        "torch": ["PReLU-customgrad", "PReLU-where"],
+        "torch": ["PReLU-customgrad", "PReLU-where", "PReLU-clip-autodiff"],
     }[backend]
     print_table(
         "PReLU training step, Keras defaults, ratio to keras.layers.PReLU "
@@ -512,7 +530,12 @@ def run_backend(args):
     twins = {
         "tensorflow": ["APReLU-autodiff", "RReLU-train-customgrad", "Maxout-autodiff"],
         "jax": ["APReLU-customgrad", "APReLU-relu-means", "Maxout-gather-autodiff"],
-        "torch": ["APReLU-customgrad", "Maxout-customgrad", "APReLU-where"],
+        "torch": [
+            "APReLU-customgrad",
+            "Maxout-customgrad",
+            "APReLU-where",
+            "APReLU-clip-autodiff",
+        ],
     }[backend]
     print_table(
         "Training step, Keras defaults, ratio to ReLU; APReLU goal <= 1.3x",
@@ -530,9 +553,10 @@ def run_backend(args):
         "APReLU goal <= 1.2x",
         step_ratios(
             ["relu", "relu-unfused", "keras.PReLU", "PReLU", "APReLU"]
-            + {"torch": ["APReLU-where"], "jax": ["APReLU-relu-means"]}.get(
-                backend, []
-            ),
+            + {
+                "torch": ["APReLU-where", "APReLU-clip-autodiff"],
+                "jax": ["APReLU-relu-means"],
+            }.get(backend, []),
             jit_compile="auto",
             mode="predict",
             **common,

@@ -1,11 +1,12 @@
 """Where a training step of the MNIST-sized CNN spends its time, per op.
 
-Profiles the TensorFlow training step (Keras defaults: no XLA on a CPU)
-with TensorFlow's profiler, reads the trace it writes (XSpace protobuf)
+Profiles the TensorFlow training or inference step (Keras defaults: no XLA
+on a CPU) with TensorFlow's profiler, reads the trace it writes (XSpace protobuf)
 and prints the time per op type and per op, for the CNN with ReLU and with
 APReLU, so that the difference between the two is measured, not guessed.
 
     python benchmarks/profile_aprelu.py [--steps 20] [--batch 128]
+        [--variant APReLU] [--mode train|inference]
 """
 
 import argparse
@@ -27,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_layers  # noqa: E402
 
 
-def profile(name, steps, batch):
+def profile(name, steps, batch, mode):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, 28, 28, 1)).astype("float32")
     y = rng.integers(0, 10, size=batch)
@@ -37,12 +38,16 @@ def profile(name, steps, batch):
         optimizer="adam",
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
+    if mode == "train":
+        step = lambda: model.train_on_batch(x, y)  # noqa: E731
+    else:
+        step = lambda: model.predict_on_batch(x)  # noqa: E731
     for _ in range(5):
-        model.train_on_batch(x, y)
+        step()
     folder = tempfile.mkdtemp()
     tf.profiler.experimental.start(folder)
     for _ in range(steps):
-        model.train_on_batch(x, y)
+        step()
     tf.profiler.experimental.stop()
     (path,) = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)
     space = xplane_pb2.XSpace()
@@ -72,10 +77,11 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--variant", default="APReLU")
+    parser.add_argument("--mode", choices=("train", "inference"), default="train")
     args = parser.parse_args()
-    base_type, _ = profile("relu", args.steps, args.batch)
-    per_type, per_op = profile(args.variant, args.steps, args.batch)
-    print(f"ms per step of op time, batch {args.batch}, {args.steps} steps")
+    base_type, _ = profile("relu", args.steps, args.batch, args.mode)
+    per_type, per_op = profile(args.variant, args.steps, args.batch, args.mode)
+    print(f"ms per {args.mode} step of op time, batch {args.batch}, {args.steps} steps")
     print(
         f"  total: relu {sum(base_type.values()):.2f}, "
         f"{args.variant} {sum(per_type.values()):.2f}"
