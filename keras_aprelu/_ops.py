@@ -7,7 +7,7 @@ that it pays there (memory, TFLite's PRELU fusion, Maxout's int32 argmax).
 On JAX and PyTorch these are differentiated by autodiff, except where the
 benchmark measured a hand-written backward (`keras.ops.custom_gradient`)
 to pay: Maxout and APReLU's pooling on JAX, and PReLU's output stage on
-PyTorch (README, "Performance").
+PyTorch (`_torch_ops`; README, "Performance").
 `_tf_ops` is imported only under the TensorFlow backend, so
 that `import keras_aprelu` never imports TensorFlow under JAX or PyTorch.
 
@@ -40,41 +40,10 @@ def parametric_relu(x, alpha, *, fused=False):
     if kernels is not None:
         return kernels.parametric_relu(x, alpha, fused=fused)
     if keras.config.backend() == "torch":
-        return _clipped_parametric_relu(x, alpha)
+        from keras_aprelu import _torch_ops
+
+        return _torch_ops.parametric_relu(x, alpha)
     return ops.where(x > 0, x, alpha * x)
-
-
-def _negative_part(x):
-    # torch.clamp passes the gradient at its bound, where min(x, 0) would
-    # split it in two; x - relu(x) is NaN at +inf.
-    return ops.clip(x, float("-inf"), 0.0)
-
-
-def _clipped_parametric_relu(x, alpha):
-    """relu(x) + alpha * clip(x, -inf, 0), with a hand-written backward.
-
-    For PyTorch, where torch.where(x > 0, x, alpha * x) is slower in the
-    forward (bench_layers.py: PReLU-where, APReLU-where), and autodiff of
-    this form keeps its intermediates; the backward keeps only `x` and
-    `alpha` (bench_layers.py: PReLU-clip-autodiff, APReLU-clip-autodiff).
-    The input's gradient at x == 0 is alpha, as on every backend.
-    """
-    rank = len(x.shape)
-    # alpha gets the rank of x; the axes it is broadcast along are size 1.
-    alpha = ops.reshape(alpha, (1,) * (rank - len(alpha.shape)) + tuple(alpha.shape))
-    broadcast = [axis for axis in range(rank) if alpha.shape[axis] == 1]
-
-    @ops.custom_gradient
-    def prelu(x, alpha):
-        def grad(*args, upstream=None):
-            dy = _upstream(args, upstream)
-            dx = ops.where(x > 0, dy, dy * alpha)
-            dalpha = ops.sum(dy * _negative_part(x), axis=broadcast, keepdims=True)
-            return dx, dalpha
-
-        return ops.relu(x) + alpha * _negative_part(x), grad
-
-    return prelu(x, alpha)
 
 
 def signed_means(x, axes):
