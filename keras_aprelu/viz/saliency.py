@@ -51,19 +51,16 @@ def _noisy_copies(layout, xs, sigmas, seeds, samples):
     return copies
 
 
-def _saliency_function(model, layout, modifier, logits, targets, samples):
-    """The compiled function of `saliency` and `gradient_x_input`.
-
-    With no `samples` it returns the input gradients, which the caller
-    reduces over channels, so that saliency and gradient x input (and a
-    second call with other reductions) share one traced function: on a
-    keras.applications model each trace takes seconds. With `samples` it
-    returns SmoothGrad's maps, reduced per noisy copy before the mean.
-    """
+def _saliency_function(
+    model, layout, modifier, logits, targets, samples, times_input=False
+):
+    """The compiled maps of `saliency` (the gradient's largest magnitude over
+    channels) or, with `times_input`, of `gradient_x_input` (the input times
+    its gradient, summed over channels)."""
     score_fn = targets.score_fn
 
     def build(model):
-        def gradients_of(xs, targets):
+        def maps_of(xs, targets):
             grads, _ = input_gradients(
                 model,
                 layout,
@@ -73,7 +70,17 @@ def _saliency_function(model, layout, modifier, logits, targets, samples):
                 modifier=modifier,
                 logits=logits,
             )
-            return grads
+            if times_input:
+                return [
+                    layout.reduce_channels(i, x * g, "sum")
+                    for i, (x, g) in enumerate(zip(xs, grads, strict=True))
+                ]
+            return [
+                layout.reduce_channels(i, g, "max_abs") for i, g in enumerate(grads)
+            ]
+
+        def plain(xs, targets):
+            return maps_of(xs, targets)
 
         def smooth(xs, targets, sigmas, seeds):
             # Every noisy copy is scored for the class predicted for the
@@ -82,23 +89,18 @@ def _saliency_function(model, layout, modifier, logits, targets, samples):
                 clean = model(layout.to_model(xs), training=False)
                 targets = _scores.chosen_targets(clean, targets)
             copies = _noisy_copies(layout, xs, sigmas, seeds, samples)
-            grads = gradients_of(copies, keras.ops.repeat(targets, samples))
+            maps = maps_of(copies, keras.ops.repeat(targets, samples))
             return [
                 keras.ops.mean(
                     keras.ops.reshape(m, [-1, samples, *keras.ops.shape(m)[1:]]), 1
                 )
-                for m in _largest_magnitudes(layout, grads)
+                for m in maps
             ]
 
-        return smooth if samples else gradients_of
+        return smooth if samples else plain
 
-    key = ("saliency", layout, modifier, logits, targets.key, samples)
+    key = ("saliency", layout, modifier, logits, targets.key, samples, times_input)
     return _tf.compiled(model, key, build)
-
-
-def _largest_magnitudes(layout, grads):
-    """Saliency's maps: each gradient's largest magnitude over channels."""
-    return [layout.reduce_channels(i, g, "max_abs") for i, g in enumerate(grads)]
 
 
 def saliency(
@@ -205,7 +207,7 @@ def saliency(
     def compute(start, xs):
         chosen = run.targets.slice(start, start + len(xs[0]))
         if not samples:
-            return _largest_magnitudes(run.data.layout, fn(xs, chosen))
+            return fn(xs, chosen)
         sigmas = [
             (smooth_noise * np.ptp(x.reshape(len(x), -1), axis=1)).astype("float32")
             for x in xs
@@ -254,15 +256,12 @@ def gradient_x_input(
         progress=progress,
         batch_size=batch_size,
     )
-    layout = run.data.layout
-    fn = _saliency_function(model, layout, None, run.logits, run.targets, 0)
+    fn = _saliency_function(
+        model, run.data.layout, None, run.logits, run.targets, 0, times_input=True
+    )
 
     def compute(start, xs):
-        grads = fn(xs, run.targets.slice(start, start + len(xs[0])))
-        return [
-            layout.reduce_channels(i, x * g, "sum")
-            for i, (x, g) in enumerate(zip(xs, grads, strict=True))
-        ]
+        return fn(xs, run.targets.slice(start, start + len(xs[0])))
 
     return run.pack(run.run(run.batch_size, compute))
 

@@ -116,16 +116,13 @@ def test_gradient_functions_are_compiled_once(twins, batch):
     for _ in range(3):
         viz.saliency(model, batch[:3], [1, 2, 0])
     assert _tf.functions_of(model) == functions
-    # ("saliency", layout, modifier, logits, target, samples)
+    # ("saliency", layout, modifier, logits, target, samples, times_input)
     (fn,) = [
         f
         for key, f in functions.items()
-        if key[0] == "saliency" and key[2:] == (None, True, None, 0)
+        if key[0] == "saliency" and key[2:] == (None, True, None, 0, False)
     ]
     assert fn.experimental_get_tracing_count() <= 2
-    # Gradient x input reads the same input gradients: no new function.
-    viz.gradient_x_input(model, batch, 0)
-    assert _tf.functions_of(model) == functions
 
 
 def test_unknown_spatial_sizes_and_three_channels():
