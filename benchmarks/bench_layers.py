@@ -151,10 +151,12 @@ def _with_output_form(form):
     class FormAPReLU(keras_aprelu.APReLU):
         def call(self, inputs, training=None):
             inputs, alpha = self._slopes(inputs, training)
-            broadcast = [1] * len(inputs.shape)
-            broadcast[0] = -1
-            broadcast[self._channel_axis] = inputs.shape[self._channel_axis]
-            return form(inputs, ops.reshape(alpha, broadcast))
+            shape = _ops.slope_shape(
+                len(inputs.shape),
+                self._channel_axis,
+                inputs.shape[self._channel_axis],
+            )
+            return form(inputs, ops.reshape(alpha, shape))
 
     return FormPReLU, FormAPReLU
 
@@ -183,27 +185,24 @@ class ReluMeansAPReLU(keras_aprelu.APReLU):
 
 
 def custom_parametric_relu(x, alpha):
+    alpha, broadcast = _ops.to_rank_of(x, alpha)
+
     @ops.custom_gradient
     def f(x, alpha):
         def grad(*args, upstream=None):
             dy = _ops._upstream(args, upstream)
             dx = ops.where(x > 0, dy, dy * alpha)
-            reduce = [a for a in range(len(x.shape)) if alpha.shape[a] == 1]
-            dalpha = ops.sum(dy * ops.minimum(x, 0), axis=reduce, keepdims=True)
+            dalpha = ops.sum(dy * ops.minimum(x, 0), axis=broadcast, keepdims=True)
             return dx, dalpha
 
         return ops.where(x > 0, x, alpha * x), grad
 
-    # alpha gets the rank of x, so that its broadcast axes are the size-1 ones.
-    alpha = ops.reshape(alpha, (1,) * (len(x.shape) - len(alpha.shape)) + alpha.shape)
     return f(x, alpha)
 
 
 def custom_signed_means(x, axes):
     """concat(mean(min(x, 0)), mean(relu(x))) over `axes`, one output."""
-    count = 1
-    for axis in axes:
-        count *= x.shape[axis]
+    count = _ops._count(x, axes)
 
     @ops.custom_gradient
     def f(x):

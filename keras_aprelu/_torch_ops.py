@@ -26,10 +26,7 @@ def parametric_relu(x, alpha):
     at x == 0 is alpha, as on every backend: clamp passes the gradient at
     its bound, where min(x, 0) would split it in two.
     """
-    rank = len(x.shape)
-    # alpha gets the rank of x; the axes it is broadcast along are size 1.
-    alpha = ops.reshape(alpha, (1,) * (rank - len(alpha.shape)) + tuple(alpha.shape))
-    broadcast = [axis for axis in range(rank) if alpha.shape[axis] == 1]
+    alpha, broadcast = _ops.to_rank_of(x, alpha)
 
     @ops.custom_gradient
     def prelu(x, alpha):

@@ -88,10 +88,8 @@ def aprelu(x, alpha, axis=-1):
             f"`alpha` must have shape (batch, {x.shape[axis]}): one slope per "
             f"sample and channel. Received: alpha.shape={tuple(alpha.shape)}"
         )
-    broadcast = [1] * rank
-    broadcast[0] = -1
-    broadcast[axis] = x.shape[axis]
-    return _ops.parametric_relu(x, ops.reshape(alpha, broadcast), fused=True)
+    shape = _ops.slope_shape(rank, axis, x.shape[axis])
+    return _ops.parametric_relu(x, ops.reshape(alpha, shape), fused=True)
 
 
 def rrelu(x, lower=1 / 8, upper=1 / 3, training=False, seed=None):

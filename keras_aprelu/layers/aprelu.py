@@ -130,10 +130,12 @@ class APReLU(keras.layers.Layer):
     def call(self, inputs, training=None):
         _checks.check_built_shape(inputs.shape, self._built_shape, self.name)
         inputs, alpha = self._slopes(inputs, training)
-        broadcast = [1] * len(inputs.shape)
-        broadcast[0] = -1
-        broadcast[self._channel_axis] = self._built_shape[self._channel_axis]
-        return _ops.parametric_relu(inputs, ops.reshape(alpha, broadcast), fused=True)
+        shape = _ops.slope_shape(
+            len(inputs.shape),
+            self._channel_axis,
+            self._built_shape[self._channel_axis],
+        )
+        return _ops.parametric_relu(inputs, ops.reshape(alpha, shape), fused=True)
 
     def slopes(self, inputs, training=False):
         """Returns the negative slopes alpha of each sample, shape (batch, C).
