@@ -58,12 +58,12 @@ def gradient(rule):
     forward and one partial backward pass per input.
 
     The model's compiled function returns the features and their gradients,
-    and the rule weighs them in a compiled function of its own
-    (`_tf.compiled_plain`), so that every gradient CAM of the same layer and
-    targets traces the model once: on a keras.applications model a trace
-    takes seconds, and a user comparing Grad-CAM, Grad-CAM++, HiResCAM and
-    Layer-CAM pays it once. The second call per chunk costs 10 to 15 % on
-    the MNIST benchmark (README, "Performance").
+    and the rule weighs them in a compiled function of its own, so that
+    every gradient CAM of the same layer and targets traces the model once:
+    on a keras.applications model a trace takes seconds, and a user
+    comparing Grad-CAM, Grad-CAM++, HiResCAM and Layer-CAM pays it once.
+    The second call per chunk costs 10 to 15 % on the MNIST benchmark
+    (README, "Performance").
     """
 
     def maps_of(model, layout, feature_map, run):
@@ -90,9 +90,10 @@ def gradient(rule):
 
             return fn
 
-        key = ("cam", layout, id(found), feature_map.of_input, logits, run.targets.key)
-        fn = _tf.compiled(model, key, build)
-        weigh = _tf.compiled_plain(rule)
+        key = (layout, id(found), feature_map.of_input, logits, run.targets.key)
+        fn = _tf.compiled(model, ("cam", *key), build)
+        # The rule holds no model; keyed with the layer, it sees one rank.
+        weigh = _tf.compiled(model, ("cam rule", rule.__name__, *key), lambda _: rule)
 
         def maps(start, xs):
             return weigh(*fn(xs, run.targets.slice(start, start + len(xs[0]))))

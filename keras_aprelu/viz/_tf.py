@@ -55,30 +55,6 @@ def compiled(model, key, build):
     return per_model[key]
 
 
-# function -> {rank of the first argument -> tf.function}, for functions
-# that hold no model.
-_PLAIN = weakref.WeakKeyDictionary()
-
-
-def compiled_plain(fn):
-    """`fn` compiled, for a function of tensors that holds no model (a CAM's
-    rule): what it runs on comes from a model's compiled function, and
-    compiling it keeps its many small ops out of eager execution.
-
-    One function per rank of the first argument: `reduce_retracing` then
-    generalizes the sizes of the axes, never the rank a rule reads.
-    """
-    per_rank = _PLAIN.setdefault(fn, {})
-
-    def call(*args):
-        rank = len(args[0].shape)
-        if rank not in per_rank:
-            per_rank[rank] = tf.function(fn, autograph=False, reduce_retracing=True)
-        return per_rank[rank](*args)
-
-    return call
-
-
 def functions_of(model):
     """The compiled functions cached for `model`, oldest first (for tests)."""
     return dict(_FUNCTIONS.get(model, {}))

@@ -122,11 +122,17 @@ def test_gradient_cams_share_one_traced_function_across_ranks():
     w = np.asarray(dense.kernel)[:, 0].reshape(6, 6, 3)
     x = RNG.normal(size=(2, 6, 6, 3)).astype("float32")
     first = viz.hires_cam(model, x, 0, layer="conv", normalize=False)
-    functions = _tf.functions_of(model)
     layer = viz.layer_cam(model, x, 0, layer="conv", normalize=False)
     grad = viz.grad_cam(model, x, 0, layer="conv", normalize=False)
     viz.grad_cam_plus_plus(model, x, 0, layer="conv")
-    assert _tf.functions_of(model) == functions
+    functions = _tf.functions_of(model)
+    (traced,) = [fn for key, fn in functions.items() if key[0] == "cam"]
+    assert traced.experimental_get_tracing_count() == 1
+    rules = sorted(key[1] for key in functions if key[0] == "cam rule")
+    assert rules == sorted(
+        f"{name}_rule"
+        for name in ("grad_cam", "grad_cam_plus_plus", "hires_cam", "layer_cam")
+    )
     np.testing.assert_allclose(
         first, np.maximum((x * w).sum(-1), 0), rtol=1e-5, atol=1e-6
     )
