@@ -163,6 +163,9 @@ def _with_output_form(form):
 
 WherePReLU, WhereAPReLU = _with_output_form(_where_form)
 ClipPReLU, ClipAPReLU = _with_output_form(_clip_form)
+InPlacePReLU, InPlaceAPReLU = _with_output_form(
+    lambda x, alpha: custom_parametric_relu(x, alpha, forward=_in_place_form)
+)
 
 
 class ReluMeansAPReLU(keras_aprelu.APReLU):
@@ -184,7 +187,9 @@ class ReluMeansAPReLU(keras_aprelu.APReLU):
 # package uses on those backends.
 
 
-def custom_parametric_relu(x, alpha):
+def custom_parametric_relu(x, alpha, forward=None):
+    """where(x > 0, x, alpha * x), or `forward(x, alpha)`, with a backward
+    that keeps only `x` and `alpha`."""
     alpha, broadcast = _ops.to_rank_of(x, alpha)
 
     @ops.custom_gradient
@@ -195,9 +200,21 @@ def custom_parametric_relu(x, alpha):
             dalpha = ops.sum(dy * ops.minimum(x, 0), axis=broadcast, keepdims=True)
             return dx, dalpha
 
-        return ops.where(x > 0, x, alpha * x), grad
+        y = ops.where(x > 0, x, alpha * x) if forward is None else forward(x, alpha)
+        return y, grad
 
     return f(x, alpha)
+
+
+def _in_place_form(x, alpha):
+    """PyTorch: clamp(x, max=0), scaled by alpha and added to relu(x) in
+    place, three passes and one temporary. With the backward above, the
+    package's kernel on PyTorch before torch._prelu_kernel."""
+    import torch
+
+    y = torch.clamp(x, max=0.0)
+    y.mul_(alpha)
+    return y.add_(torch.relu(x))
 
 
 def custom_signed_means(x, axes):
@@ -324,6 +341,8 @@ ACTIVATIONS = {
     "APReLU-relu-means": lambda c: [ReluMeansAPReLU()],
     "PReLU-clip-autodiff": lambda c: [ClipPReLU()],
     "APReLU-clip-autodiff": lambda c: [ClipAPReLU()],
+    "PReLU-inplace-customgrad": lambda c: [InPlacePReLU()],
+    "APReLU-inplace-customgrad": lambda c: [InPlaceAPReLU()],
     "PReLU-customgrad": lambda c: [CustomGradPReLU()],
     "APReLU-customgrad": lambda c: [CustomGradAPReLU()],
     "Maxout-customgrad": _maxout(CustomGradMaxout),
@@ -399,9 +418,9 @@ def print_table(title, result):
 # Peak memory: ours against the twin, per backend. On TensorFlow ours has the
 # custom gradients and the twin is autodiff. On JAX ours is autodiff and the
 # twin has the keras.ops custom gradients, except Maxout, where ours has the
-# custom gradient. On PyTorch ours has the custom gradient of the output
-# stage (PReLU, APReLU), against the same forward by autodiff, and autodiff
-# for Maxout.
+# custom gradient. On PyTorch ours runs the output stage (PReLU, APReLU)
+# in torch._prelu_kernel, whose backward keeps only x and alpha, against
+# relu + alpha * clip by autodiff, and autodiff for Maxout.
 MEMORY_CASES = {
     "tensorflow": {
         "PReLU": ("PReLU", "keras.PReLU"),
@@ -534,7 +553,12 @@ def run_backend(args):
     custom = {
         "tensorflow": [],
         "jax": ["PReLU-customgrad"],
-        "torch": ["PReLU-customgrad", "PReLU-where", "PReLU-clip-autodiff"],
+        "torch": [
+            "PReLU-customgrad",
+            "PReLU-inplace-customgrad",
+            "PReLU-where",
+            "PReLU-clip-autodiff",
+        ],
     }[backend]
     print_table(
         "PReLU training step, Keras defaults, ratio to keras.layers.PReLU "
@@ -552,6 +576,7 @@ def run_backend(args):
         "torch": [
             "APReLU-customgrad",
             "Maxout-customgrad",
+            "APReLU-inplace-customgrad",
             "APReLU-where",
             "APReLU-clip-autodiff",
         ],
@@ -574,7 +599,11 @@ def run_backend(args):
             ["relu", "relu-unfused", "keras.PReLU", "PReLU", "APReLU"]
             + ["floor-mean-gated"]
             + {
-                "torch": ["APReLU-where", "APReLU-clip-autodiff"],
+                "torch": [
+                    "APReLU-inplace-customgrad",
+                    "APReLU-where",
+                    "APReLU-clip-autodiff",
+                ],
                 "jax": ["APReLU-relu-means"],
             }.get(backend, []),
             jit_compile="auto",

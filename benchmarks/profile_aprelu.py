@@ -1,38 +1,51 @@
-"""Where a training step of the MNIST-sized CNN spends its time, per op.
+"""Where a step of the MNIST-sized CNN spends its time, per op.
 
-Profiles the TensorFlow training or inference step (Keras defaults: no XLA
-on a CPU) with TensorFlow's profiler, reads the trace it writes (XSpace protobuf)
-and prints the time per op type and per op, for the CNN with ReLU and with
-APReLU, so that the difference between the two is measured, not guessed.
+Profiles the training or inference step of the CNN with ReLU and with
+APReLU under the backend's Keras defaults, and prints the time per op type
+and per op, so that the difference between the two is measured, not
+guessed.
 
-    python benchmarks/profile_aprelu.py [--steps 20] [--batch 128]
-        [--variant APReLU] [--mode train|inference]
+- TensorFlow (no XLA on a CPU): Keras's own train and predict steps, read
+  from TensorFlow's profiler trace (XSpace protobuf).
+- JAX: the jitted forward (inference) or forward and backward (train: the
+  gradient of the loss, without the optimizer), read from JAX's profiler
+  trace; each XLA kernel is named with the op its HLO comes from.
+
+    python benchmarks/profile_aprelu.py [--backend tensorflow|jax]
+        [--steps 20] [--batch 128] [--variant APReLU]
+        [--mode train|inference]
 """
 
 import argparse
 import collections
 import glob
+import gzip
+import json
 import os
+import re
 import sys
 import tempfile
 
-os.environ["KERAS_BACKEND"] = "tensorflow"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# bench_layers sets KERAS_BACKEND from --backend: it comes before keras.
+import bench_layers  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_layers  # noqa: E402
 
 
-def profile(name, steps, batch, mode):
+def _data(batch):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, 28, 28, 1)).astype("float32")
     y = rng.integers(0, 10, size=batch)
     keras.utils.set_random_seed(0)
+    return x, y
+
+
+def profile_tensorflow(name, steps, batch, mode):
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    x, y = _data(batch)
     model = bench_layers.make_cnn(name)
     model.compile(
         optimizer="adam",
@@ -72,16 +85,75 @@ def profile(name, steps, batch, mode):
     return per_type, per_op
 
 
+def profile_jax(name, steps, batch, mode):
+    import jax
+
+    x, y = _data(batch)
+    model = bench_layers.make_cnn(name)
+    trainable = [v.value for v in model.trainable_variables]
+    frozen = [v.value for v in model.non_trainable_variables]
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def forward(trainable, frozen, x):
+        return model.stateless_call(trainable, frozen, x, training=False)[0]
+
+    def gradient(trainable, frozen, x, y):
+        def value(trainable):
+            logits, _ = model.stateless_call(trainable, frozen, x, training=True)
+            return loss(y, logits)
+
+        return jax.grad(value)(trainable)
+
+    fn, args = (
+        (forward, (trainable, frozen, x))
+        if mode == "inference"
+        else (gradient, (trainable, frozen, x, y))
+    )
+    compiled = jax.jit(fn).lower(*args).compile()
+    # Each kernel of the executable, with the op its HLO instruction came from.
+    instruction = r"%(\S+) = [^\n]*?metadata=\{op_name=\"([^\"]+)\""
+    origin = dict(re.findall(instruction, compiled.as_text()))
+    for _ in range(5):
+        jax.block_until_ready(compiled(*args))
+    folder = tempfile.mkdtemp()
+    with jax.profiler.trace(folder, create_perfetto_trace=True):
+        for _ in range(steps):
+            out = compiled(*args)
+        jax.block_until_ready(out)
+    (path,) = glob.glob(os.path.join(folder, "**", "*perfetto*"), recursive=True)
+    with gzip.open(path) as f:
+        trace = json.load(f)
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    per_type = collections.Counter()
+    per_op = collections.Counter()
+    for event in events:
+        kernel = event.get("name")
+        if event.get("ph") != "X" or kernel not in origin:
+            continue
+        op = origin[kernel].removeprefix("jit(gradient)/").removeprefix("jit(forward)/")
+        ms = event["dur"] / 1e3 / steps  # the trace counts microseconds
+        per_type[op.rpartition("/")[2]] += ms
+        per_op[f"{kernel}  {op}"] += ms
+    return per_type, per_op
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--backend", choices=("tensorflow", "jax"), default="tensorflow"
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--variant", default="APReLU")
     parser.add_argument("--mode", choices=("train", "inference"), default="train")
     args = parser.parse_args()
-    base_type, _ = profile("relu", args.steps, args.batch, args.mode)
+    profile = {"tensorflow": profile_tensorflow, "jax": profile_jax}[args.backend]
+    base_type, base_op = profile("relu", args.steps, args.batch, args.mode)
     per_type, per_op = profile(args.variant, args.steps, args.batch, args.mode)
-    print(f"ms per {args.mode} step of op time, batch {args.batch}, {args.steps} steps")
+    print(
+        f"{args.backend}: ms per {args.mode} step of op time, "
+        f"batch {args.batch}, {args.steps} steps"
+    )
     print(
         f"  total: relu {sum(base_type.values()):.2f}, "
         f"{args.variant} {sum(per_type.values()):.2f}"
@@ -90,9 +162,10 @@ def main():
     diff = {k: per_type[k] - base_type.get(k, 0.0) for k in per_type}
     for kind, extra in sorted(diff.items(), key=lambda kv: -kv[1])[:15]:
         print(f"    {kind:<32}{per_type[kind]:8.3f}{extra:+9.3f}")
-    print("  slowest ops of the variant:")
-    for name, ms in per_op.most_common(20):
-        print(f"    {ms:8.3f}  {name}")
+    for label, ops in (("relu", base_op), (args.variant, per_op)):
+        print(f"  slowest ops of {label}:")
+        for name, ms in ops.most_common(20 if label != "relu" else 8):
+            print(f"    {ms:8.3f}  {name}")
 
 
 if __name__ == "__main__":

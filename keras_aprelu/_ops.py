@@ -6,8 +6,9 @@ that has a hand-written gradient, where `benchmarks/bench_layers.py` shows
 that it pays there (memory, TFLite's PRELU fusion, Maxout's int32 argmax).
 On JAX and PyTorch these are differentiated by autodiff, except where the
 benchmark measured a hand-written backward (`keras.ops.custom_gradient`)
-to pay: Maxout and APReLU's pooling on JAX, and the output stage of PReLU
-and APReLU on PyTorch (`_torch_ops`; README, "Performance").
+to pay: Maxout and APReLU's pooling on JAX. On PyTorch the output stage of
+PReLU and APReLU runs in PyTorch's own PReLU kernel (`_torch_ops`; README,
+"Performance").
 `_tf_ops` is imported only under the TensorFlow backend, so
 that `import keras_aprelu` never imports TensorFlow under JAX or PyTorch.
 
