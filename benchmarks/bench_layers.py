@@ -187,10 +187,12 @@ class ReluMeansAPReLU(keras_aprelu.APReLU):
 # package uses on those backends.
 
 
-def custom_parametric_relu(x, alpha, forward=None):
-    """where(x > 0, x, alpha * x), or `forward(x, alpha)`, with a backward
-    that keeps only `x` and `alpha`."""
-    alpha, broadcast = _ops.to_rank_of(x, alpha)
+def custom_parametric_relu(x, alpha, forward=_where_form):
+    """`forward(x, alpha)` with a backward that keeps only `x` and `alpha`."""
+    # alpha gets the rank of x, so that its broadcast axes are the size-1 ones.
+    rank = len(x.shape)
+    alpha = ops.reshape(alpha, (1,) * (rank - len(alpha.shape)) + tuple(alpha.shape))
+    broadcast = [axis for axis in range(rank) if alpha.shape[axis] == 1]
 
     @ops.custom_gradient
     def f(x, alpha):
@@ -200,8 +202,7 @@ def custom_parametric_relu(x, alpha, forward=None):
             dalpha = ops.sum(dy * ops.minimum(x, 0), axis=broadcast, keepdims=True)
             return dx, dalpha
 
-        y = ops.where(x > 0, x, alpha * x) if forward is None else forward(x, alpha)
-        return y, grad
+        return forward(x, alpha), grad
 
     return f(x, alpha)
 

@@ -128,14 +128,6 @@ def slope_shape(rank, channel_axis, channels):
     return shape
 
 
-def to_rank_of(x, alpha):
-    """`alpha` reshaped to the rank of `x` (size-1 axes in front), and the
-    axes along which it broadcasts, over which its gradient sums."""
-    rank = len(x.shape)
-    alpha = ops.reshape(alpha, (1,) * (rank - len(alpha.shape)) + tuple(alpha.shape))
-    return alpha, [axis for axis in range(rank) if alpha.shape[axis] == 1]
-
-
 def _upstream(args, upstream):
     """The upstream gradient a `keras.ops.custom_gradient` backward gets:
     positionally on TensorFlow and JAX, as `upstream=` on PyTorch."""
