@@ -130,7 +130,7 @@ def profile_jax(name, steps, batch, mode):
         kernel = event.get("name")
         if event.get("ph") != "X" or kernel not in origin:
             continue
-        op = origin[kernel].removeprefix("jit(gradient)/").removeprefix("jit(forward)/")
+        op = origin[kernel].removeprefix(f"jit({fn.__name__})/")
         ms = event["dur"] / 1e3 / steps  # the trace counts microseconds
         per_type[op.rpartition("/")[2]] += ms
         per_op[f"{kernel}  {op}"] += ms
