@@ -6,6 +6,11 @@ the same function in NumPy terms, so each checks the other. `weight_vjp`
 does the same for a layer's trainable weights through `stateless_call`.
 """
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 
@@ -89,3 +94,14 @@ def layer_function(layer, x, **call_kwargs):
         return out
 
     return fn, [np.asarray(x)] + trainable
+
+
+def run_python(code, **env):
+    """Runs `code` in a new Python with `env` added to the environment."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+        timeout=300,
+    )

@@ -1,10 +1,6 @@
-import os
-import subprocess
-import sys
-import textwrap
-
 import keras_aprelu
 import keras_aprelu.activations
+from tests.backend_testing import run_python
 
 
 def test_public_names():
@@ -33,16 +29,6 @@ def test_public_names():
     # The map methods the callbacks accept are viz functions that exist.
     assert all(callable(getattr(viz, name)) for name in viz._MAP_METHODS)
     assert keras_aprelu.__version__ == "0.1.0"
-
-
-def run_python(code, **env):
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
-        timeout=300,
-    )
 
 
 def test_layers_work_without_matplotlib():

@@ -20,6 +20,7 @@ import weakref
 import keras
 
 from keras_aprelu.viz import _registry
+from keras_aprelu.viz import _tf
 
 logger = logging.getLogger("keras_aprelu.viz")
 
@@ -195,7 +196,8 @@ def inspect(model, sample):
                 return outputs
 
             stack.enter_context(patched(layer, "call", call))
-        outputs = model(sample, training=False)
+        with _tf.explained_errors():
+            outputs = model(sample, training=False)
     calls = []
     for path, layer, given, out in seen:
         source = next((i for i, item in enumerate(seen) if item[3] is given), None)

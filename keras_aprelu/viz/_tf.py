@@ -8,6 +8,7 @@ only through a weak reference, and each model keeps at most
 """
 
 import collections
+import contextlib
 import functools
 import types
 import weakref
@@ -47,12 +48,73 @@ def compiled(model, key, build):
     # TensorFlow counts retracings per code object, so the closures of
     # several models would look like one function traced again and again
     # and log a misleading warning. A partial is its own key.
-    per_model[key] = tf.function(
-        functools.partial(traced), autograph=False, reduce_retracing=True
+    per_model[key] = _Explained(
+        tf.function(functools.partial(traced), autograph=False, reduce_retracing=True)
     )
     while len(per_model) > MAX_FUNCTIONS_PER_MODEL:
         per_model.popitem(last=False)
     return per_model[key]
+
+
+class _Explained:
+    """A compiled function whose platform errors reach the user explained
+    (`explained_errors`); its other attributes are the tf.function's."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, *args):
+        with explained_errors():
+            return self.function(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.function, name)
+
+
+def _cannot_run_nchw(error):
+    text = str(error)
+    return "NHWC" in text and "NCHW" in text
+
+
+CHANNELS_FIRST_UNSUPPORTED = (
+    "This model is channels_first, and the TensorFlow of this platform cannot "
+    "run channels_first (NCHW) convolutions or pooling on this CPU: "
+    "TensorFlow has NCHW kernels on the CPU only with oneDNN, which it turns "
+    "on by default on some CPUs only. Either set TF_ENABLE_ONEDNN_OPTS=1 in "
+    "the environment before TensorFlow is imported (x86 CPUs), or build the "
+    "same model channels_last and copy the weights into it with "
+    "`set_weights` (convolution kernels have the same shape in both)."
+)
+
+
+@contextlib.contextmanager
+def explained_errors():
+    """Turns TensorFlow's "only supports the NHWC tensor format" error of a
+    channels_first model into one message that says why and what to do."""
+    try:
+        yield
+    except tf.errors.UnimplementedError as error:
+        if _cannot_run_nchw(error):
+            raise RuntimeError(CHANNELS_FIRST_UNSUPPORTED) from error
+        raise
+
+
+@functools.cache
+def runs_channels_first():
+    """Whether this TensorFlow runs a channels_first (NCHW) convolution on
+    the CPU: False where it runs without oneDNN (on AMD CPUs by default, or
+    with TF_ENABLE_ONEDNN_OPTS=0). One tiny convolution, run once."""
+    x = tf.zeros((1, 1, 3, 3))
+    try:
+        with tf.device("CPU:0"):
+            tf.nn.conv2d(x, tf.zeros((1, 1, 1, 1)), 1, "VALID", data_format="NCHW")
+    except tf.errors.UnimplementedError as error:
+        if _cannot_run_nchw(error):
+            return False
+        raise
+    return True
 
 
 def functions_of(model):

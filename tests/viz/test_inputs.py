@@ -8,6 +8,8 @@ import tensorflow as tf
 
 import keras_aprelu
 from keras_aprelu import viz
+from keras_aprelu.viz import _tf
+from tests.backend_testing import run_python
 from tests.viz import models
 
 RNG = np.random.default_rng(21)
@@ -62,6 +64,7 @@ def twin_models(seed=3):
     return built
 
 
+@models.needs_channels_first
 @pytest.mark.parametrize("method", list(MAP_METHODS))
 def test_channels_first_twin_gives_the_same_maps(method):
     twins = twin_models()
@@ -75,6 +78,7 @@ def test_channels_first_twin_gives_the_same_maps(method):
     assert np.abs(last).max() > 0
 
 
+@models.needs_channels_first
 def test_channels_first_feature_insight():
     twins = twin_models()
     x = RNG.random((4, 10, 8, 3)).astype("float32")
@@ -85,6 +89,51 @@ def test_channels_first_feature_insight():
     slopes_last = viz.aprelu_slopes(twins["channels_last"], x)
     slopes_first = viz.aprelu_slopes(twins["channels_first"], xf)
     np.testing.assert_allclose(slopes_first["act1"], slopes_last["act1"], rtol=1e-5)
+
+
+_WITHOUT_ONEDNN = """
+import numpy as np
+from keras_aprelu import viz
+from keras_aprelu.viz import _tf
+from tests.viz.test_inputs import twin_models
+
+assert not _tf.runs_channels_first()
+twins = twin_models()
+assert viz.saliency(twins["channels_last"], np.ones((1, 10, 8, 3))).shape == (1, 10, 8)
+try:
+    viz.grad_cam(twins["channels_first"], np.ones((1, 3, 10, 8)))
+except RuntimeError as error:
+    print(str(error))
+"""
+
+
+def test_channels_first_without_onednn_gets_one_clear_error():
+    # Without oneDNN (the default on AMD CPUs), TensorFlow has no NCHW
+    # convolution on the CPU. The user is told why and what to do, not
+    # handed TensorFlow's UnimplementedError; channels last still works.
+    result = run_python(_WITHOUT_ONEDNN, TF_ENABLE_ONEDNN_OPTS="0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    message = result.stdout.strip()
+    assert message.startswith("This model is channels_first"), message
+    assert "TF_ENABLE_ONEDNN_OPTS=1" in message
+    assert "channels_last" in message
+
+
+def test_only_the_nchw_error_is_explained():
+    nchw = tf.errors.UnimplementedError(
+        None,
+        None,
+        "The Conv2D op currently only supports the NHWC tensor format on the "
+        "CPU. The op was given the format: NCHW",
+    )
+    with pytest.raises(RuntimeError, match="This model is channels_first") as info:
+        with _tf.explained_errors():
+            raise nchw
+    assert info.value.__cause__ is nchw  # TensorFlow's own error is kept
+    other = tf.errors.UnimplementedError(None, None, "something else")
+    with pytest.raises(tf.errors.UnimplementedError, match="something else"):
+        with _tf.explained_errors():
+            raise other
 
 
 def two_input_model():
