@@ -1,7 +1,9 @@
 """The small MNIST models of the demo and the notebooks, with any activation.
 
 `build_cnn` is the CNN of the demo; `build_resnet` is a small residual network
-of the residual building units of Zhao et al. (2020).
+of the residual building units of Zhao et al. (2020); `build_reference_resnet`
+and `compile_reference` are the authors' own MNIST network and optimizer,
+which `reproduce.py` trains.
 """
 
 import keras
@@ -126,3 +128,145 @@ def build_resnet(activation="aprelu", units=((16, 1), (32, 2), (32, 2)), seed=0)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = keras.layers.Dense(10, activation="softmax", name="classifier")(x)
     return keras.Model(inputs, outputs, name=f"mnist_resnet_{activation}")
+
+
+# Zhao et al.'s own MNIST network and recipe, as in their TFLearn script
+# (zhao62/Adaptively-Parametric-ReLU, ResNet_APReLU_TFLearn.py).
+# TFLearn's weight decay is 1e-4 * sum(w**2) / 2, which is Keras's L2(5e-5).
+REFERENCE_L2 = 5e-5
+# TFLearn's batch normalization: decay 0.9, epsilon 1e-5.
+REFERENCE_BN = {"momentum": 0.9, "epsilon": 1e-5}
+REFERENCE_BATCH_SIZE = 100
+
+
+@keras.saving.register_keras_serializable(package="keras_aprelu_examples")
+class ZeroChannelPad(keras.layers.Layer):
+    """Pads the channel axis (last) with `before` and `after` zero channels:
+    the weight-free widening of the authors' shortcut."""
+
+    def __init__(self, before, after, **kwargs):
+        super().__init__(**kwargs)
+        self.before, self.after = before, after
+
+    def call(self, inputs):
+        pad = [[0, 0]] * (len(inputs.shape) - 1) + [[self.before, self.after]]
+        return keras.ops.pad(inputs, pad)
+
+    def get_config(self):
+        return {**super().get_config(), "before": self.before, "after": self.after}
+
+    def compute_output_shape(self, input_shape):
+        *rest, channels = input_shape
+        if channels is not None:
+            channels += self.before + self.after
+        return (*rest, channels)
+
+
+def reference_activation(name, index):
+    """An activation of the reference network: as `activation_layer`, with
+    APReLU configured as the authors' (L2 on its Dense layers, BN epsilon
+    1e-5)."""
+    if name == "aprelu":
+        return keras_aprelu.APReLU(
+            kernel_regularizer=keras.regularizers.L2(REFERENCE_L2),
+            batch_norm_epsilon=REFERENCE_BN["epsilon"],
+            name=f"act{index}",
+        )
+    return activation_layer(name, index, None)
+
+
+def reference_unit(x, width, strides, activation, index):
+    """The authors' residual building unit: BN, activation, 3x3 conv (He
+    initialization, L2), twice; the shortcut has no weights (a 1x1 average
+    pool of stride `strides`, then zero channels split evenly around the
+    input's, the odd one after)."""
+
+    def conv(y, stride, part):
+        return keras.layers.Conv2D(
+            width,
+            3,
+            strides=stride,
+            padding="same",
+            kernel_initializer="he_normal",
+            kernel_regularizer=keras.regularizers.L2(REFERENCE_L2),
+            name=f"rbu{index}_conv{part}",
+        )(y)
+
+    shortcut = x
+    y = keras.layers.BatchNormalization(**REFERENCE_BN, name=f"rbu{index}_bn1")(x)
+    y = reference_activation(activation, f"{index}a")(y)
+    y = conv(y, strides, 1)
+    y = keras.layers.BatchNormalization(**REFERENCE_BN, name=f"rbu{index}_bn2")(y)
+    y = reference_activation(activation, f"{index}b")(y)
+    y = conv(y, 1, 2)
+    if strides > 1:
+        shortcut = keras.layers.AveragePooling2D(
+            1, strides=strides, name=f"rbu{index}_subsample"
+        )(shortcut)
+    extra = width - x.shape[-1]
+    if extra:
+        shortcut = ZeroChannelPad(
+            extra // 2, extra - extra // 2, name=f"rbu{index}_pad"
+        )(shortcut)
+    return keras.layers.Add(name=f"rbu{index}_add")([y, shortcut])
+
+
+def build_reference_resnet(activation="aprelu", seed=0):
+    """Zhao et al.'s MNIST network, as in their TFLearn script.
+
+    conv16 -> RBU(16, stride 1) -> RBU(32, stride 2) -> RBU(32, stride 1)
+    -> BN -> activation -> global average pooling -> softmax. Inputs are
+    zero-centred images (`zero_centred`). The first convolution keeps
+    TFLearn's default initialization (uniform, variance 1/fan_in) and the
+    classifier its truncated normal of std 0.02; the units use He
+    initialization; L2 as TFLearn's weight decay of 1e-4 on every
+    convolution and on APReLU's Dense layers, not on the classifier.
+    """
+    if activation not in RESNET_ACTIVATIONS:
+        raise ValueError(
+            f"`activation` must be one of {', '.join(RESNET_ACTIVATIONS)}. "
+            f"Received: activation={activation!r}"
+        )
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((28, 28, 1), name="image")
+    x = keras.layers.Conv2D(
+        16,
+        3,
+        padding="same",
+        kernel_initializer=keras.initializers.VarianceScaling(1.0, "fan_in", "uniform"),
+        kernel_regularizer=keras.regularizers.L2(REFERENCE_L2),
+        name="conv0",
+    )(inputs)
+    for index, (width, strides) in enumerate(((16, 1), (32, 2), (32, 1)), start=1):
+        x = reference_unit(x, width, strides, activation, index)
+    x = keras.layers.BatchNormalization(**REFERENCE_BN, name="bn")(x)
+    x = reference_activation(activation, "_out")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(
+        10,
+        activation="softmax",
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+        name="classifier",
+    )(x)
+    return keras.Model(inputs, outputs, name=f"reference_resnet_{activation}")
+
+
+def compile_reference(model, steps_per_decay=2000):
+    """The authors' optimizer: momentum SGD (0.9) at 0.1, times 0.1 every
+    `steps_per_decay` steps (staircase)."""
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        0.1, steps_per_decay, 0.1, staircase=True
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(schedule, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def zero_centred(train, *others):
+    """`train` and each of `others` minus `train`'s mean per pixel
+    (TFLearn's featurewise zero-centring, as the authors' script)."""
+    mean = train.mean(axis=0, keepdims=True)
+    return [train - mean] + [x - mean for x in others]

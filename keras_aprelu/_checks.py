@@ -25,6 +25,18 @@ def check_positive_int(value, name, *, allow_none=False):
     return int(value)
 
 
+def check_positive_float(value, name):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0 < value < float("inf")
+    ):
+        raise ValueError(
+            f"`{name}` must be a positive number. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
 def check_rank(input_shape, layer_name):
     rank = len(input_shape)
     if rank < 2:

@@ -33,9 +33,14 @@ class APReLU(keras.layers.Layer):
         hidden_units: Width H of the hidden Dense layer. Defaults to `None`,
             meaning C, as in the paper.
         kernel_initializer: Initializer of both Dense kernels. Defaults to
-            `"he_normal"`, as in the official implementation.
+            `"he_normal"`, as the authors' TFLearn code
+            (`variance_scaling`).
         kernel_regularizer: Regularizer of both Dense kernels. Defaults to
-            `None` (the official code uses `l2(1e-4)`).
+            `None`. The authors' TFLearn code puts a weight decay of 1e-4 on
+            them in TFLearn's convention (1e-4 * sum(w**2) / 2), which is
+            `keras.regularizers.L2(5e-5)`.
+        batch_norm_epsilon: The epsilon of both batch-norm layers. Defaults
+            to `1e-3`, Keras's; the authors' TFLearn code uses `1e-5`.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:
@@ -70,10 +75,15 @@ class APReLU(keras.layers.Layer):
         M. Zhao, S. Zhong, X. Fu, B. Tang, S. Dong and M. Pecht, "Deep
         Residual Networks with Adaptively Parametric Rectifier Linear Units
         for Fault Diagnosis", IEEE Transactions on Industrial Electronics,
-        68(3), 2020 (Fig. 3a), and its official Keras code. As there, the
-        batch-norm layers use momentum 0.9. The official code also
-        regularizes the batch-norm scales; here only `kernel_regularizer`
-        is offered.
+        68(3), 2020 (Fig. 3a). The slope per sample and channel follows the
+        authors' TFLearn code for MNIST (zhao62/Adaptively-Parametric-ReLU,
+        `ResNet_APReLU_TFLearn.py`), as do the pooling, the width H = C and
+        the batch-norm momentum of 0.9; their Keras script for CIFAR-10
+        learns one slope per sample, shared by all channels. To configure
+        the layer as their TFLearn code, pass
+        `kernel_regularizer=keras.regularizers.L2(5e-5)` and
+        `batch_norm_epsilon=1e-5`; the defaults stay as they are so that
+        saved models load unchanged.
     """
 
     def __init__(
@@ -82,6 +92,7 @@ class APReLU(keras.layers.Layer):
         hidden_units=None,
         kernel_initializer="he_normal",
         kernel_regularizer=None,
+        batch_norm_epsilon=1e-3,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -91,6 +102,9 @@ class APReLU(keras.layers.Layer):
         )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.batch_norm_epsilon = _checks.check_positive_float(
+            batch_norm_epsilon, "batch_norm_epsilon"
+        )
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -115,7 +129,10 @@ class APReLU(keras.layers.Layer):
 
         def batch_norm(name):
             return keras.layers.BatchNormalization(
-                momentum=0.9, dtype=self.dtype_policy, name=name
+                momentum=0.9,
+                epsilon=self.batch_norm_epsilon,
+                dtype=self.dtype_policy,
+                name=name,
             )
 
         self.dense_1 = dense(hidden, "dense_1")
@@ -172,6 +189,7 @@ class APReLU(keras.layers.Layer):
                 "kernel_regularizer": keras.regularizers.serialize(
                     self.kernel_regularizer
                 ),
+                "batch_norm_epsilon": self.batch_norm_epsilon,
             }
         )
         return config

@@ -70,6 +70,15 @@ def sample(shape, seed=0):
         ({}, (4, 7, 3), 3),
         ({}, (3, 2, 3, 3, 2), 2),
         ({"axis": 1}, (4, 3, 5, 5), 3),
+        # The authors' TFLearn configuration (README, "Evidence").
+        (
+            {
+                "batch_norm_epsilon": 1e-5,
+                "kernel_regularizer": keras.regularizers.L2(5e-5),
+            },
+            (4, 6, 6, 4),
+            4,
+        ),
     ],
 )
 def test_layer_contract(kwargs, input_shape, channels):
@@ -112,6 +121,26 @@ def test_values_match_numpy_reference(axis, shape, training):
     np.testing.assert_allclose(
         to_numpy(layer.slopes(x, training=training)), alpha, rtol=1e-4, atol=1e-6
     )
+
+
+def test_batch_norm_epsilon_reaches_both_batch_norms():
+    # In training mode on two samples 1 % apart, the batch variances are
+    # about 1e-5 of the values', so epsilon sets much of the scale: the two
+    # values must give different slopes (by 0.02 here), each matching the
+    # reference.
+    x = sample((1, 4, 4, 3)) * np.float32([1, 1.01]).reshape(2, 1, 1, 1)
+    slopes = {}
+    for epsilon in (1e-3, 1e-5):
+        layer = APReLU(batch_norm_epsilon=epsilon)
+        layer.build(x.shape)
+        randomize(layer)
+        assert layer.batch_norm_1.epsilon == layer.batch_norm_2.epsilon == epsilon
+        _, expected = numpy_aprelu(layer, x, training=True)
+        slopes[epsilon] = to_numpy(layer.slopes(x, training=True))
+        np.testing.assert_allclose(slopes[epsilon], expected, rtol=1e-4, atol=1e-6)
+        assert APReLU.from_config(layer.get_config()).batch_norm_epsilon == epsilon
+    assert APReLU().batch_norm_epsilon == 1e-3  # saved files keep loading
+    assert np.abs(slopes[1e-3] - slopes[1e-5]).max() > 0.01
 
 
 def test_slopes_differ_per_sample_and_lie_in_unit_interval():
@@ -238,6 +267,12 @@ def test_nan_and_inf_stay_in_their_sample():
         ),
         ({"hidden_units": 2.5}, r"Received: hidden_units=2\.5"),
         ({"axis": "channels"}, r"`axis` must be an int\. Received: axis='channels'"),
+        (
+            {"batch_norm_epsilon": 0},
+            r"`batch_norm_epsilon` must be a positive number\. "
+            r"Received: batch_norm_epsilon=0",
+        ),
+        ({"batch_norm_epsilon": "1e-5"}, r"Received: batch_norm_epsilon='1e-5'"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, message):
