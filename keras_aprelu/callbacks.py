@@ -22,8 +22,8 @@ from keras_aprelu import viz
 from keras_aprelu.layers import APReLU
 from keras_aprelu.layers import PReLU
 from keras_aprelu.viz import _args
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _layers
-from keras_aprelu.viz import _tf
 from keras_aprelu.viz import plotting
 
 __all__ = ["ActivationMonitor", "AttributionMaps"]
@@ -215,7 +215,7 @@ class ActivationMonitor(_EveryEpochs):
             )
         for path, layer in walked:
             if isinstance(layer, (PReLU, keras.layers.PReLU)) and layer.built:
-                result[path] = np.asarray(_tf.to_numpy(layer.alpha)).ravel()
+                result[path] = np.asarray(_backend.to_numpy(layer.alpha)).ravel()
         return result
 
     def _report(self, path, value, epoch):

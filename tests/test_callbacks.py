@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing import event_accumulator
 import keras_aprelu
 from keras_aprelu import callbacks
 from keras_aprelu import viz
-from keras_aprelu.viz import _tf
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import plotting
 
 
@@ -103,7 +103,7 @@ class Record(keras.callbacks.Callback):
         self.slopes.append(viz.aprelu_slopes(self.model, self.inputs))
         self.saliency.append(viz.saliency(self.model, self.images))
         layer = self.model.get_layer("act3")
-        self.prelu.append(np.asarray(_tf.to_numpy(layer.alpha)).ravel())
+        self.prelu.append(np.asarray(_backend.to_numpy(layer.alpha)).ravel())
 
 
 def events(folder):
@@ -196,7 +196,7 @@ def test_callbacks_never_change_training(tmp_path):
         model.fit(
             x, y, batch_size=16, epochs=2, verbose=0, shuffle=True, callbacks=extra
         )
-        return [np.asarray(_tf.to_numpy(w)) for w in model.weights]
+        return [np.asarray(_backend.to_numpy(w)) for w in model.weights]
 
     plain, watched = train(False), train(True)
     for a, b in zip(plain, watched, strict=True):
@@ -213,7 +213,7 @@ def test_compiled_functions_are_reused_from_epoch_to_epoch(tmp_path):
             counts.append(
                 {
                     key: fn.experimental_get_tracing_count()
-                    for key, fn in _tf.functions_of(model).items()
+                    for key, fn in _backend.functions_of(model).items()
                 }
             )
 
@@ -275,7 +275,7 @@ def dead_model():
     learning rate 0 keeps it so: act1 is exactly 25 % dead."""
     model = compiled(functional(), learning_rate=0.0)
     conv = model.get_layer("conv1")
-    kernel, bias = (np.asarray(_tf.to_numpy(w)) for w in conv.weights)
+    kernel, bias = (np.asarray(_backend.to_numpy(w)) for w in conv.weights)
     kernel[..., 0] = 0.0
     bias[0] = -100.0
     conv.set_weights([kernel, bias])

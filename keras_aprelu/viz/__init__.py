@@ -10,22 +10,11 @@ back, in the same structure), or a `tf.data.Dataset`, streamed. The figures
 live in `keras_aprelu.viz.plotting`, which needs matplotlib
 (`pip install "keras-aprelu[viz]"`).
 
-viz runs on the TensorFlow backend (its gradients go through TensorFlow's
-tape and `tf.function`); a model trained under JAX or PyTorch gets its
-figures from its `.keras` file, loaded under TensorFlow.
+viz runs on every Keras backend it knows (TensorFlow, JAX and PyTorch),
+with the same signatures and the same maps: the backend's own compiler and
+autodiff do the work (`_backend/`), always with the model's current
+weights, and the model is left as it was.
 """
-
-import keras as _keras
-
-if _keras.config.backend() != "tensorflow":
-    raise ImportError(
-        "keras_aprelu.viz runs on the TensorFlow backend only. For the "
-        "figures of a model trained on another backend, save it "
-        "(model.save('model.keras')) and load it with "
-        "keras.saving.load_model('model.keras') in a Python started with "
-        "KERAS_BACKEND=tensorflow (the layers of keras_aprelu load under "
-        f"every backend). Received: backend={_keras.config.backend()}"
-    )
 
 from keras_aprelu.viz import metrics as metrics  # the module, viz.metrics
 from keras_aprelu.viz.aprelu import aprelu_slopes

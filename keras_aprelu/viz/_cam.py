@@ -12,10 +12,10 @@ the maps to the inputs and the output contract live here, once.
 import keras
 import numpy as np
 
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _layers
 from keras_aprelu.viz import _scores
-from keras_aprelu.viz import _tf
 
 
 def resolve_layer(model, data, layer):
@@ -74,16 +74,17 @@ def gradient(rule):
 
         def build(model):
             def fn(xs, targets):
-                store = {}
+                def scored(xs, tap):
+                    store = {}
+                    with _layers.recording(
+                        [found], store, tap, inputs=feature_map.of_input
+                    ):
+                        outputs = model(layout.to_model(xs), training=False)
+                    features = _features(store, path, layout)
+                    return _scores.score(outputs, targets, score_fn), features
+
                 with _scores.logits_of(model, logits):
-                    with _tf.GradientTape() as tape:
-                        with _layers.recording(
-                            [found], store, tape.watch, inputs=feature_map.of_input
-                        ):
-                            outputs = model(layout.to_model(xs), training=False)
-                        scores = _scores.score(outputs, targets, score_fn)
-                features = _features(store, path, layout)
-                grads = tape.gradient(scores, store[0])
+                    _, features, _, grads = _backend.grad(scored, xs, tap=True)
                 return features, _channels_last(
                     keras.ops.cast(grads, "float32"), layout
                 )
@@ -91,9 +92,11 @@ def gradient(rule):
             return fn
 
         key = (layout, id(found), feature_map.of_input, logits, run.targets.key)
-        fn = _tf.compiled(model, ("cam", *key), build)
+        fn = _backend.compiled(model, ("cam", *key), build)
         # The rule holds no model; keyed with the layer, it sees one rank.
-        weigh = _tf.compiled(model, ("cam rule", rule.__name__, *key), lambda _: rule)
+        weigh = _backend.compiled(
+            model, ("cam rule", rule.__name__, *key), lambda _: rule
+        )
 
         def maps(start, xs):
             return weigh(*fn(xs, run.targets.slice(start, start + len(xs[0]))))
@@ -117,7 +120,7 @@ def features_function(model, layout, feature_map):
         return fn
 
     key = ("cam features", layout, id(found), feature_map.of_input)
-    return _tf.compiled(model, key, build)
+    return _backend.compiled(model, key, build)
 
 
 def cam(

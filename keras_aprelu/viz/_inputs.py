@@ -24,8 +24,8 @@ import keras
 import numpy as np
 
 from keras_aprelu.viz import _args
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _layers
-from keras_aprelu.viz import _tf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Inputs:
     def __init__(self, model, inputs):
         _layers.check_model(model)
         self.model = model
-        self._dataset = inputs if _tf.is_dataset(inputs) else None
+        self._dataset = inputs if _backend.is_dataset(inputs) else None
         if self._dataset is not None:
             element = next(iter(self._dataset), None)
             if element is None:
@@ -351,7 +351,7 @@ def collect(inputs, size, compute, progress=False):
     bar = keras.utils.Progbar(inputs.count, unit_name="sample") if progress else None
     columns = None
     for start, xs in inputs.batches(size):
-        results = [np.asarray(_tf.to_numpy(r)) for r in compute(start, xs)]
+        results = [np.asarray(_backend.to_numpy(r)) for r in compute(start, xs)]
         if columns is None:
             columns = [[] for _ in results]
         for column, result in zip(columns, results, strict=True):
@@ -435,7 +435,7 @@ class Targets:
     @property
     def key(self):
         """What compiled functions depend on: the callable, by its code."""
-        return _tf.callable_key(self.score_fn)
+        return _backend.callable_key(self.score_fn)
 
 
 def num_classes(model):

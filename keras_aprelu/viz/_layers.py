@@ -19,8 +19,8 @@ import weakref
 
 import keras
 
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _registry
-from keras_aprelu.viz import _tf
 
 logger = logging.getLogger("keras_aprelu.viz")
 
@@ -115,22 +115,23 @@ def recording(layers, store, on_value=None, inputs=False):
     """Records the output of each layer (its first input, with `inputs`)
     into `store[i]` while active.
 
-    `on_value(value)`, if given, sees each value before it is used (a tape
-    watches it, so that gradients with respect to it can be taken).
+    `on_value(value)`, if given, sees each value before it is used, and
+    what it returns is used instead (`_backend.grad`'s tap, so that
+    gradients with respect to the value can be taken).
     """
     with contextlib.ExitStack() as stack:
         for index, layer in enumerate(layers):
 
             def call(*args, _original=layer.call, _index=index, **kwargs):
                 if inputs:
-                    value = args[0] if args else kwargs["inputs"]
+                    value = args[0] if args else kwargs.pop("inputs")
                     if on_value is not None:
-                        on_value(value)
+                        value = on_value(value)
                     store[_index] = value
-                    return _original(*args, **kwargs)
+                    return _original(value, *args[1:], **kwargs)
                 outputs = _original(*args, **kwargs)
                 if on_value is not None:
-                    on_value(outputs)
+                    outputs = on_value(outputs)
                 store[_index] = outputs
                 return outputs
 
@@ -196,7 +197,7 @@ def inspect(model, sample):
                 return outputs
 
             stack.enter_context(patched(layer, "call", call))
-        with _tf.explained_errors():
+        with _backend.explained_errors():
             outputs = model(sample, training=False)
     calls = []
     for path, layer, given, out in seen:

@@ -10,8 +10,8 @@ memory stays at one pass whatever the number of variants.
 
 import keras
 
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _scores
-from keras_aprelu.viz import _tf
 
 
 def scores(model, layout, index, xs, baseline, variants, mask_of, targets, **kw):
@@ -46,5 +46,5 @@ def scores(model, layout, index, xs, baseline, variants, mask_of, targets, **kw)
         return _scores.score(outputs, keras.ops.take(targets, which, axis=0), score_fn)
 
     starts = keras.ops.arange(0, total, size)
-    flat = keras.ops.reshape(_tf.map_fn(one_pass, starts, sequential=True), [-1])
+    flat = keras.ops.reshape(_backend.map_fn(one_pass, starts, sequential=True), [-1])
     return keras.ops.reshape(flat[:total], [-1, variants])

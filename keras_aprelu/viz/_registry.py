@@ -32,7 +32,6 @@ from keras_aprelu.layers import APReLU
 from keras_aprelu.layers import Maxout
 from keras_aprelu.layers import PReLU
 from keras_aprelu.layers import RReLU
-from keras_aprelu.viz import _tf
 
 RULES = ("elementwise", "routed", None)
 
@@ -48,7 +47,7 @@ class Entry:
 
 def _aprelu_forward(layer):
     def forward(inputs, training=None, **kwargs):
-        alpha = _tf.stop_gradient(layer.slopes(inputs, training=False))
+        alpha = keras.ops.stop_gradient(layer.slopes(inputs, training=False))
         return ka_activations.aprelu(inputs, alpha, axis=layer.axis)
 
     return forward

@@ -1,7 +1,7 @@
 """Guided-backprop and deconvnet, applied to a model for one computation.
 
 Which activations have a rule, and which rule, is the registry's
-(`_registry`); the custom gradients are `_tf.with_rule`. Any other
+(`_registry`); the custom gradients are `_backend.with_rule`. Any other
 nonlinearity met on the way gets one warning that names it, never a silent
 plain gradient.
 """
@@ -11,9 +11,9 @@ import contextlib
 import warnings
 
 from keras_aprelu.viz import _args
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _layers
 from keras_aprelu.viz import _registry
-from keras_aprelu.viz import _tf
 
 MODIFIERS = (None, "guided", "deconvnet")
 
@@ -70,6 +70,6 @@ def applied(model, mode, *, skip=()):
                 continue
             current = getattr(found.layer, found.attribute)
             forward = entry.forward(found.layer) if entry.forward else current
-            rule = _tf.with_rule(forward, mode, elementwise=entry.rule != "routed")
+            rule = _backend.with_rule(forward, mode, elementwise=entry.rule != "routed")
             stack.enter_context(_layers.patched(found.layer, found.attribute, rule))
         yield

@@ -5,9 +5,9 @@ import contextlib
 
 import keras
 
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _layers
 from keras_aprelu.viz import _registry
-from keras_aprelu.viz import _tf
 
 
 def score(outputs, targets, score_fn):
@@ -55,7 +55,7 @@ def classes_function(model, layout, logits):
 
         return fn
 
-    return _tf.compiled(model, ("classes", layout, logits), build)
+    return _backend.compiled(model, ("classes", layout, logits), build)
 
 
 def final_squasher(model):

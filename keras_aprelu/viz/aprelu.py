@@ -7,10 +7,10 @@ import numpy as np
 
 from keras_aprelu.layers import APReLU
 from keras_aprelu.viz import _args
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _layers
 from keras_aprelu.viz import _registry
-from keras_aprelu.viz import _tf
 
 __all__ = ["aprelu_slopes", "dead_units"]
 
@@ -54,7 +54,7 @@ def _slopes_function(model, layout, layers):
         return fn
 
     key = ("slopes", layout, *map(id, layers))
-    return _tf.compiled(model, key, build)
+    return _backend.compiled(model, key, build)
 
 
 def aprelu_slopes(model, inputs, *, batch_size=64, progress=False):
@@ -121,7 +121,7 @@ def _alive_function(model, layout, counted, per_channel):
         return fn
 
     key = ("alive", layout, per_channel, *map(id, layers))
-    return _tf.compiled(model, key, build)
+    return _backend.compiled(model, key, build)
 
 
 def dead_units(model, inputs, *, per="channel", batch_size=64, progress=False):
@@ -168,7 +168,7 @@ def dead_units(model, inputs, *, per="channel", batch_size=64, progress=False):
 
     def compute(_, xs):
         for i, now in enumerate(fn(xs)):
-            now = np.asarray(_tf.to_numpy(now))
+            now = np.asarray(_backend.to_numpy(now))
             alive[i] = now if alive[i] is None else alive[i] | now
         return []
 

@@ -5,10 +5,10 @@ import keras
 import numpy as np
 
 from keras_aprelu.viz import _args
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _layers
 from keras_aprelu.viz import _scores
-from keras_aprelu.viz import _tf
 
 __all__ = ["activation_maximization", "feature_maps", "filters"]
 
@@ -83,7 +83,7 @@ def _feature_function(model, layout, layer, path):
 
         return fn
 
-    return _tf.compiled(model, ("features", layout, id(layer)), build)
+    return _backend.compiled(model, ("features", layout, id(layer)), build)
 
 
 def feature_maps(model, inputs, layer, *, batch_size=64, progress=False):
@@ -134,22 +134,25 @@ def _max_function(model, layer, logits, steps, jitter, l2, tv, rate, low, high):
                 return x
 
             def step(i, x):
-                shifts = _tf.stateless_randint(
+                shifts = _backend.stateless_randint(
                     max(spatial, 1), keras.ops.stack([seed, i]), -jitter, jitter + 1
                 )
                 shifts = [shifts[a] for a in range(spatial)]
                 moved = roll(x, shifts)
-                with _tf.GradientTape() as tape:
-                    tape.watch(moved)
-                    loss = keras.ops.sum(objective(moved, index))
+
+                def total(args, _):
+                    (moved,) = args
                     penalty = l2 * keras.ops.mean(moved**2)
                     if tv and spatial:
                         penalty += tv * sum(
                             keras.ops.sum(keras.ops.abs(keras.ops.diff(moved, axis=a)))
                             for a in axes
                         )
-                    total = loss - penalty
-                grad = tape.gradient(total, moved)
+                    # One score per image; their sum is the objective.
+                    count = keras.ops.cast(keras.ops.shape(moved)[0], "float32")
+                    return objective(moved, index) - penalty / count, None
+
+                _, _, (grad,), _ = _backend.grad(total, [moved])
                 grad = grad / (keras.ops.sqrt(keras.ops.mean(grad**2)) + 1e-8)
                 moved = keras.ops.clip(moved + rate * grad, low, high)
                 return i + 1, roll(moved, [-s for s in shifts])
@@ -162,7 +165,7 @@ def _max_function(model, layer, logits, steps, jitter, l2, tv, rate, low, high):
         return fn
 
     key = ("maximize", id(layer), logits, steps, jitter, l2, tv, rate, low, high)
-    return _tf.compiled(model, key, build)
+    return _backend.compiled(model, key, build)
 
 
 def activation_maximization(

@@ -9,11 +9,11 @@ import keras
 import numpy as np
 
 from keras_aprelu.viz import _args
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _cam
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _masked
 from keras_aprelu.viz import _scores
-from keras_aprelu.viz import _tf
 from keras_aprelu.viz import saliency as _saliency
 
 __all__ = [
@@ -134,10 +134,10 @@ def score_weighting(weights):
 
         key = ("score_cam", layout, id(feature_map.layer), feature_map.of_input)
         key += (weights, run.logits, run.targets.key, run.batch_size)
-        fn = _tf.compiled(model, key, build)
+        fn = _backend.compiled(model, key, build)
 
         def compute(start, xs):
-            acts = _tf.to_numpy(features(xs))
+            acts = _backend.to_numpy(features(xs))
             inner = acts.shape[1:-1]
             outer = layout.spatial_shape(0, xs[0].shape)
             if len(inner) != len(outer):

@@ -12,10 +12,10 @@ import keras
 import numpy as np
 
 from keras_aprelu.viz import _args
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _masked
 from keras_aprelu.viz import _scores
-from keras_aprelu.viz import _tf
 
 __all__ = ["areas", "deletion", "insertion", "randomization_test"]
 
@@ -56,7 +56,7 @@ def _curve_function(model, layout, steps, insert, size, targets):
         return fn
 
     key = ("insertion" if insert else "deletion", layout, steps, size, targets.key)
-    return _tf.compiled(model, key, build)
+    return _backend.compiled(model, key, build)
 
 
 def areas(curves):

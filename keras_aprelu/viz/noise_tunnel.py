@@ -4,9 +4,9 @@ input (SmoothGrad, SmoothGrad-squared and VarGrad)."""
 import numpy as np
 
 from keras_aprelu.viz import _args
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _scores
-from keras_aprelu.viz import _tf
 from keras_aprelu.viz import saliency as _saliency
 
 __all__ = ["noise_tunnel"]
@@ -131,7 +131,7 @@ def noise_tunnel(
         count = len(xs[0])
         chosen = run.targets.slice(start, start + count)
         if run.targets.score_fn is None and (chosen < 0).any():
-            chosen = np.asarray(_tf.to_numpy(classes(xs, chosen)))
+            chosen = np.asarray(_backend.to_numpy(classes(xs, chosen)))
         copies = []
         for i, x in enumerate(xs):
             spread = noise * np.ptp(x.reshape(count, -1), axis=1)

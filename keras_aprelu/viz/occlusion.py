@@ -6,10 +6,10 @@ import keras
 import numpy as np
 
 from keras_aprelu.viz import _args
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _masked
 from keras_aprelu.viz import _scores
-from keras_aprelu.viz import _tf
 
 __all__ = ["occlusion"]
 
@@ -77,7 +77,7 @@ def _occlusion_function(model, layout, index, patch_size, size, logits, targets)
         return fn
 
     key = ("occlusion", layout, index, patch_size, size, logits, targets.key)
-    return _tf.compiled(model, key, build)
+    return _backend.compiled(model, key, build)
 
 
 def _heat(drops, corners, patch_size, spatial):
@@ -183,7 +183,7 @@ def occlusion(
             fn = _occlusion_function(
                 model, layout, i, patch, batch_size, run.logits, run.targets
             )
-            drops = _tf.to_numpy(fn(xs, bases[i], corners, chosen))
+            drops = _backend.to_numpy(fn(xs, bases[i], corners, chosen))
             results.append(_heat(drops, corners, patch, spatial))
         return results
 

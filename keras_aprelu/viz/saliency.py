@@ -5,10 +5,10 @@ import keras
 import numpy as np
 
 from keras_aprelu.viz import _args
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _rules
 from keras_aprelu.viz import _scores
-from keras_aprelu.viz import _tf
 
 __all__ = ["gradient_x_input", "integrated_gradients", "saliency"]
 
@@ -17,12 +17,14 @@ def input_gradients(model, layout, xs, targets, *, score_fn, modifier, logits):
     """d score / d x for a batch (one gradient per input), under the rules of
     `modifier`; also returns the scores."""
     skip = _scores.final_squasher(model) if logits else ()
+
+    def scored(xs, _):
+        outputs = model(layout.to_model(xs), training=False)
+        return _scores.score(outputs, targets, score_fn), None
+
     with _scores.logits_of(model, logits), _rules.applied(model, modifier, skip=skip):
-        with _tf.GradientTape() as tape:
-            tape.watch(xs)
-            outputs = model(layout.to_model(xs), training=False)
-            scores = _scores.score(outputs, targets, score_fn)
-        return tape.gradient(scores, xs), scores
+        scores, _, grads, _ = _backend.grad(scored, xs)
+    return grads, scores
 
 
 def _noisy_copies(layout, xs, sigmas, seeds, samples):
@@ -39,8 +41,10 @@ def _noisy_copies(layout, xs, sigmas, seeds, samples):
         if channel is not None:
             shape.append(shape.pop(channel - 1))
         pair = keras.ops.stack([seeds[:, 0], seeds[:, 1] * len(xs) + i], axis=1)
-        noise = _tf.map_fn(
-            lambda seed, shape=shape: _tf.stateless_normal((samples, *shape), seed),
+        noise = _backend.map_fn(
+            lambda seed, shape=shape: _backend.stateless_normal(
+                (samples, *shape), seed
+            ),
             pair,
         )
         if channel is not None:
@@ -100,7 +104,7 @@ def _saliency_function(
         return smooth if samples else plain
 
     key = ("saliency", layout, modifier, logits, targets.key, samples, times_input)
-    return _tf.compiled(model, key, build)
+    return _backend.compiled(model, key, build)
 
 
 def saliency(
@@ -309,7 +313,7 @@ def _ig_function(model, layout, logits, targets, steps):
         return fn
 
     key = ("ig", layout, logits, targets.key, steps)
-    return _tf.compiled(model, key, build)
+    return _backend.compiled(model, key, build)
 
 
 def integrated_gradients(

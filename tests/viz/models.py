@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 import keras_aprelu
-from keras_aprelu.viz import _tf
+from keras_aprelu.viz import _backend
 
 # TensorFlow runs channels_first convolutions on the CPU only with oneDNN,
 # which it enables on some CPUs only (not on AMD ones, nor with
 # TF_ENABLE_ONEDNN_OPTS=0). Tests that need them skip elsewhere; the error
 # users get there is tested in tests/viz/test_inputs.py.
 needs_channels_first = pytest.mark.skipif(
-    not _tf.runs_channels_first(),
+    not _backend.runs_channels_first(),
     reason="this TensorFlow runs no channels_first (NCHW) convolution on this "
     "CPU: it runs without oneDNN (an AMD CPU, or TF_ENABLE_ONEDNN_OPTS=0)",
 )

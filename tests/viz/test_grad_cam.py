@@ -115,7 +115,7 @@ def test_hires_cam_and_layer_cam_equal_the_hand_formulas():
 
 
 def test_gradient_cams_share_one_traced_function_across_ranks():
-    from keras_aprelu.viz import _tf
+    from keras_aprelu.viz import _backend
 
     # The features and gradients are traced once; each rule weighs them.
     model, dense = flatten_head_model()
@@ -125,7 +125,7 @@ def test_gradient_cams_share_one_traced_function_across_ranks():
     layer = viz.layer_cam(model, x, 0, layer="conv", normalize=False)
     grad = viz.grad_cam(model, x, 0, layer="conv", normalize=False)
     viz.grad_cam_plus_plus(model, x, 0, layer="conv")
-    functions = _tf.functions_of(model)
+    functions = _backend.functions_of(model)
     (traced,) = [fn for key, fn in functions.items() if key[0] == "cam"]
     assert traced.experimental_get_tracing_count() == 1
     rules = sorted(key[1] for key in functions if key[0] == "cam rule")

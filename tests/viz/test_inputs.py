@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import keras_aprelu
 from keras_aprelu import viz
-from keras_aprelu.viz import _tf
+from keras_aprelu.viz import _backend
 from tests.backend_testing import run_python
 from tests.viz import models
 
@@ -94,10 +94,10 @@ def test_channels_first_feature_insight():
 _WITHOUT_ONEDNN = """
 import numpy as np
 from keras_aprelu import viz
-from keras_aprelu.viz import _tf
+from keras_aprelu.viz import _backend
 from tests.viz.test_inputs import twin_models
 
-assert not _tf.runs_channels_first()
+assert not _backend.runs_channels_first()
 twins = twin_models()
 assert viz.saliency(twins["channels_last"], np.ones((1, 10, 8, 3))).shape == (1, 10, 8)
 try:
@@ -127,12 +127,12 @@ def test_only_the_nchw_error_is_explained():
         "CPU. The op was given the format: NCHW",
     )
     with pytest.raises(RuntimeError, match="This model is channels_first") as info:
-        with _tf.explained_errors():
+        with _backend.explained_errors():
             raise nchw
     assert info.value.__cause__ is nchw  # TensorFlow's own error is kept
     other = tf.errors.UnimplementedError(None, None, "something else")
     with pytest.raises(tf.errors.UnimplementedError, match="something else"):
-        with _tf.explained_errors():
+        with _backend.explained_errors():
             raise other
 
 

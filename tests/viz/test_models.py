@@ -108,14 +108,14 @@ def test_the_model_is_unchanged_after_a_call_and_after_a_failed_call(
 
 
 def test_gradient_functions_are_compiled_once(twins, batch):
-    from keras_aprelu.viz import _tf
+    from keras_aprelu.viz import _backend
 
     model = twins["functional"]
     viz.saliency(model, batch, 0)
-    functions = _tf.functions_of(model)
+    functions = _backend.functions_of(model)
     for _ in range(3):
         viz.saliency(model, batch[:3], [1, 2, 0])
-    assert _tf.functions_of(model) == functions
+    assert _backend.functions_of(model) == functions
     # ("saliency", layout, modifier, logits, target, samples, times_input)
     (fn,) = [
         f

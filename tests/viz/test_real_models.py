@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from keras_aprelu import viz
-from keras_aprelu.viz import _tf
+from keras_aprelu.viz import _backend
 from tests.viz import models
 
 # Where an architecture can break a method: the default CAM layer, the
@@ -109,7 +109,7 @@ def test_models_are_freed_and_functions_bounded():
     gc.collect()
     keras.backend.clear_session()
     assert [ref() for ref in refs] == [None] * 5
-    assert not _tf._FUNCTIONS
+    assert not _backend._FUNCTIONS
 
 
 def test_fresh_lambdas_of_the_same_code_do_not_retrace():
@@ -120,11 +120,11 @@ def test_fresh_lambdas_of_the_same_code_do_not_retrace():
         return lambda outputs: outputs[:, 1]
 
     first = viz.grad_cam(model, x, fresh_lambda(), normalize=False)
-    before = dict(_tf.functions_of(model))
+    before = dict(_backend.functions_of(model))
     for _ in range(20):
         again = viz.grad_cam(model, x, fresh_lambda(), normalize=False)
     np.testing.assert_array_equal(again, first)
-    assert _tf.functions_of(model) == before
+    assert _backend.functions_of(model) == before
     # One function traces the model, one weighs its gradients (the rule).
     assert sorted(key[0] for key in before) == ["cam", "cam rule"]
     assert [fn.experimental_get_tracing_count() for fn in before.values()] == [1, 1]
@@ -138,12 +138,12 @@ def test_fresh_lambdas_of_the_same_code_do_not_retrace():
 
 
 def test_the_cache_keeps_the_most_recent_functions(monkeypatch):
-    monkeypatch.setattr(_tf, "MAX_FUNCTIONS_PER_MODEL", 3)
+    monkeypatch.setattr(_backend, "MAX_FUNCTIONS_PER_MODEL", 3)
     model = models.functional()
     x = np.zeros((1, 8, 8, 2), "float32")
     for steps in range(1, 6):
         viz.integrated_gradients(model, x, steps=steps)
-    keys = list(_tf.functions_of(model))
+    keys = list(_backend.functions_of(model))
     assert [key[-1] for key in keys] == [3, 4, 5]  # ("ig", ..., steps)
 
 

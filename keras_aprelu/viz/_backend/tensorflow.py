@@ -1,59 +1,11 @@
-"""Everything of viz that is TensorFlow's: compiled functions, tapes and
-custom gradients. No other viz module imports TensorFlow.
+"""viz's backend interface (see `__init__.py`) on TensorFlow: tf.function,
+the gradient tape, tf.custom_gradient, and an explanation for TensorFlow's
+missing channels_first kernels on CPUs without oneDNN."""
 
-Compiled functions belong to their model without keeping it alive: the cache
-is keyed weakly by the model, the traced Python functions reach the model
-only through a weak reference, and each model keeps at most
-`MAX_FUNCTIONS_PER_MODEL` of them (least recently used first out).
-"""
-
-import collections
 import contextlib
 import functools
-import types
-import weakref
 
 import tensorflow as tf
-
-GradientTape = tf.GradientTape
-stop_gradient = tf.stop_gradient
-
-MAX_FUNCTIONS_PER_MODEL = 32
-
-# model -> OrderedDict(configuration key -> tf.function); dies with the model.
-_FUNCTIONS = weakref.WeakKeyDictionary()
-
-
-def compiled(model, key, build):
-    """The compiled function of `model` for the configuration `key`.
-
-    `build(model)` returns the Python function to compile. It gets the model
-    as an argument, at trace time, so that nothing it closes over needs to
-    hold the model: what `build` closes over must not be the model, nor
-    anything that holds it (the `_inputs.Inputs` or `Request` of a call).
-    tests/viz/test_real_models.py frees models after every method.
-
-    Functions are compiled without autograph, so an error raised while
-    tracing reaches the user as it was raised, with no "in user code" block.
-    """
-    per_model = _FUNCTIONS.setdefault(model, collections.OrderedDict())
-    if key in per_model:
-        per_model.move_to_end(key)
-        return per_model[key]
-    ref = weakref.ref(model)
-
-    def traced(*args):
-        return build(ref())(*args)
-
-    # TensorFlow counts retracings per code object, so the closures of
-    # several models would look like one function traced again and again
-    # and log a misleading warning. A partial is its own key.
-    per_model[key] = _Explained(
-        tf.function(functools.partial(traced), autograph=False, reduce_retracing=True)
-    )
-    while len(per_model) > MAX_FUNCTIONS_PER_MODEL:
-        per_model.popitem(last=False)
-    return per_model[key]
 
 
 class _Explained:
@@ -117,52 +69,32 @@ def runs_channels_first():
     return True
 
 
-def functions_of(model):
-    """The compiled functions cached for `model`, oldest first (for tests)."""
-    return dict(_FUNCTIONS.get(model, {}))
+def compile(function, model_ref):
+    """`function` as a tf.function, without autograph, so that an error
+    raised while tracing reaches the user as it was raised, with no "in
+    user code" block. Variables are read at run time, so a map always comes
+    from the current weights."""
+    del model_ref  # tf.function reads the variables it captures at run time
+    return _Explained(tf.function(function, autograph=False, reduce_retracing=True))
 
 
-class _ById:
-    """A cache-key part that compares by identity (for unhashable values)."""
+def grad(fn, args, tap=False):
+    args = list(args)
+    taps = []
 
-    __slots__ = ("value",)
+    def tapped(value):
+        if tap and not taps:
+            tape.watch(value)
+            taps.append(value)
+        return value
 
-    def __init__(self, value):
-        self.value = value
-
-    def __eq__(self, other):
-        return isinstance(other, _ById) and other.value is self.value
-
-    def __hash__(self):
-        return id(self.value)
-
-
-def _part(value):
-    try:
-        hash(value)
-    except TypeError:
-        return _ById(value)
-    return value
-
-
-def callable_key(fn):
-    """A cache key for a user's callable that a new lambda of the same code
-    and the same captured values shares, so that it is not traced again.
-
-    Two functions with the same code object, defaults and closure values
-    compute the same thing (unless they read a global that changed in
-    between). Other callables are keyed by identity.
-    """
-    if fn is None:
-        return None
-    if isinstance(fn, types.FunctionType):
-        cells = tuple(_part(cell.cell_contents) for cell in fn.__closure__ or ())
-        defaults = tuple(_part(v) for v in fn.__defaults__ or ())
-        kwdefaults = tuple(
-            (k, _part(v)) for k, v in sorted((fn.__kwdefaults__ or {}).items())
-        )
-        return ("function", fn.__code__, cells, defaults, kwdefaults)
-    return ("callable", _part(fn))
+    with tf.GradientTape() as tape:
+        tape.watch(args)
+        scores, aux = fn(args, tapped)
+    grads = tape.gradient(
+        scores, args + taps, unconnected_gradients=tf.UnconnectedGradients.ZERO
+    )
+    return scores, aux, grads[: len(args)], grads[len(args)] if taps else None
 
 
 def with_rule(forward, mode, elementwise=True):
@@ -223,11 +155,3 @@ def map_fn(fn, elements, dtype="float32", sequential=False):
         fn_output_signature=tf.as_dtype(dtype),
         parallel_iterations=1 if sequential else None,
     )
-
-
-def is_dataset(value):
-    return isinstance(value, tf.data.Dataset)
-
-
-def to_numpy(value):
-    return value.numpy() if hasattr(value, "numpy") else value

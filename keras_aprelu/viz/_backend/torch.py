@@ -1,0 +1,131 @@
+"""viz's backend interface (see `__init__.py`) on PyTorch: eager calls,
+`torch.autograd.grad` and a `torch.autograd.Function`.
+
+Nothing here touches the model's autograd state: gradients come from
+`torch.autograd.grad`, which returns them instead of accumulating them into
+`.grad`; no parameter's `requires_grad` is changed; every tensor that leaves
+is detached, so no graph outlives a call; and gradients are enabled only
+where they are taken, so viz works inside a user's `torch.no_grad()`.
+"""
+
+import contextlib
+
+import keras
+import numpy as np
+import torch
+
+
+def _tensor(value):
+    if isinstance(value, np.ndarray | np.generic):
+        return keras.ops.convert_to_tensor(value)
+    return value
+
+
+def _detached(structure):
+    return keras.tree.map_structure(
+        lambda v: v.detach() if isinstance(v, torch.Tensor) else v, structure
+    )
+
+
+def compile(function, model_ref):
+    """`function`, run eagerly with NumPy arguments as tensors and no
+    autograd graph kept (PyTorch has no compiler that pays off for one-off
+    maps here). It reads the variables at every call."""
+    del model_ref
+
+    def call(*args):
+        args = keras.tree.map_structure(_tensor, args)
+        with torch.no_grad():
+            return _detached(function(*args))
+
+    return call
+
+
+def grad(fn, args, tap=False):
+    taps = []
+
+    def tapped(value):
+        if tap and not taps:
+            taps.append(value)
+        return value
+
+    with torch.enable_grad():
+        args = [_tensor(a).detach().requires_grad_(True) for a in args]
+        scores, aux = fn(args, tapped)
+        wrt = args + taps
+        if scores.requires_grad:
+            grads = torch.autograd.grad(scores.sum(), wrt, allow_unused=True)
+        else:  # the scores do not depend on anything differentiated
+            grads = [None] * len(wrt)
+    grads = [
+        torch.zeros_like(w) if g is None else g for w, g in zip(wrt, grads, strict=True)
+    ]
+    tapped_grad = grads[len(args)] if taps else None
+    return _detached(scores), _detached(aux), grads[: len(args)], tapped_grad
+
+
+def with_rule(forward, mode, elementwise=True):
+    """Wraps `forward(x, ...)` so that its gradient follows `mode` (see
+    `tensorflow.with_rule`). Any variables the forward reads get no
+    gradient."""
+
+    activation = forward
+
+    def wrapped(x, *args, **kwargs):
+        class Ruled(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                with torch.enable_grad():
+                    ctx.x = x.detach().requires_grad_(True)
+                    ctx.y = activation(ctx.x, *args, **kwargs)
+                return ctx.y.detach()
+
+            @staticmethod
+            def backward(ctx, dy):
+                positive = torch.relu(dy)
+                if mode == "deconvnet" and elementwise:
+                    dx = positive
+                else:
+                    with torch.enable_grad():
+                        (dx,) = torch.autograd.grad(ctx.y, ctx.x, positive)
+                del ctx.x, ctx.y
+                return dx
+
+        return Ruled.apply(x)
+
+    return wrapped
+
+
+def stateless_normal(shape, seed):
+    """Standard normal noise of `shape` drawn from the int32 pair `seed`."""
+    generator = torch.Generator().manual_seed(_seed(seed))
+    return torch.randn(tuple(int(d) for d in shape), generator=generator).to(
+        keras.ops.convert_to_tensor(0.0).device
+    )
+
+
+def stateless_randint(count, seed, low, high):
+    """`count` int32 values uniform in [low, high) from the int32 pair
+    `seed`."""
+    generator = torch.Generator().manual_seed(_seed(seed))
+    values = torch.randint(int(low), int(high), (int(count),), generator=generator)
+    return values.to(torch.int32).to(keras.ops.convert_to_tensor(0).device)
+
+
+def _seed(pair):
+    first, second = (int(v) & 0xFFFFFFFF for v in keras.ops.convert_to_numpy(pair))
+    return (first << 32 | second) & 0x7FFFFFFFFFFFFFFF
+
+
+def map_fn(fn, elements, dtype="float32", sequential=False):
+    """`fn` over the first axis of `elements`, one element at a time."""
+    del dtype, sequential
+    return torch.stack([fn(element) for element in elements])
+
+
+def explained_errors():
+    return contextlib.nullcontext()
+
+
+def runs_channels_first():
+    return True
