@@ -5,7 +5,8 @@ the slopes of every APReLU and PReLU layer; `AttributionMaps` logs the
 maps of any `keras_aprelu.viz` method, overlaid on fixed inputs. Both call
 the public `keras_aprelu.viz` functions, so a logged value is exactly what
 `viz.dead_units`, `viz.aprelu_slopes` or `viz.grad_cam` return for the
-model at that epoch. Like viz, they need the TensorFlow backend.
+model at that epoch. Like viz, they run on every Keras backend, and they
+write TensorBoard's event files without TensorFlow.
 
 They never change training: they run the model in inference only, draw no
 random numbers, and leave its weights alone, so `fit` gives bit-identical
@@ -67,7 +68,16 @@ def _require(package):
 
 
 class _EpochWriter:
-    """The TensorBoard writer of one callback, opened when training starts."""
+    """The TensorBoard writer of one callback, opened when training starts.
+
+    It writes event files with the `tensorboard` package's own
+    `EventFileWriter` and summary protos, which need no TensorFlow, so the
+    callbacks log on every Keras backend. The summaries are the tensor
+    summaries that `tf.summary.scalar`, `histogram` and `image` write, with
+    the same plugin metadata, so TensorBoard shows them the same way.
+    """
+
+    HISTOGRAM_BUCKETS = 30  # tf.summary.histogram's default
 
     def __init__(self, log_dir):
         if log_dir is not None:
@@ -77,32 +87,75 @@ class _EpochWriter:
 
     def open(self):
         if self.log_dir is not None and self.writer is None:
-            import tensorflow as tf
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-            self.writer = tf.summary.create_file_writer(str(self.log_dir))
+            self.writer = EventFileWriter(str(self.log_dir))
 
     def close(self):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
 
-    def scalar(self, tag, value, step):
-        import tensorflow as tf
+    def _write(self, tag, tensor, plugin, step, dtype=None):
+        import time
 
-        with self.writer.as_default():
-            tf.summary.scalar(tag, value, step=step)
+        from tensorboard.compat.proto import event_pb2
+        from tensorboard.compat.proto import summary_pb2
+        from tensorboard.util import tensor_util
+
+        metadata = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin)
+        )
+        value = summary_pb2.Summary.Value(
+            tag=tag,
+            metadata=metadata,
+            tensor=tensor_util.make_tensor_proto(tensor, dtype=dtype),
+        )
+        self.writer.add_event(
+            event_pb2.Event(
+                wall_time=time.time(),
+                step=int(step),
+                summary=summary_pb2.Summary(value=[value]),
+            )
+        )
+
+    def scalar(self, tag, value, step):
+        self._write(tag, np.float32(value), "scalars", step)
 
     def histogram(self, tag, values, step):
-        import tensorflow as tf
-
-        with self.writer.as_default():
-            tf.summary.histogram(tag, values, step=step)
+        values = np.asarray(values, dtype="float64").ravel()
+        if values.size == 0:
+            buckets = np.zeros((0, 3))
+        else:
+            low, high = values.min(), values.max()
+            if low == high:  # one value: a bucket of width 1 around it
+                low, high = low - 0.5, high + 0.5
+            counts, edges = np.histogram(
+                values, bins=self.HISTOGRAM_BUCKETS, range=(low, high)
+            )
+            buckets = np.stack([edges[:-1], edges[1:], counts], axis=1)
+        self._write(tag, buckets, "histograms", step)
 
     def images(self, tag, images, step):
-        import tensorflow as tf
+        """`images`: (n, height, width, channels) floats in [0, 1]."""
+        import io
 
-        with self.writer.as_default():
-            tf.summary.image(tag, images, step=step, max_outputs=len(images))
+        # Pillow comes with matplotlib, which the callbacks need for the
+        # overlays; it writes the PNG with the image's own channels.
+        from PIL import Image
+
+        images = np.asarray(images, dtype="float32")
+        encoded = []
+        for image in images:
+            pixels = np.round(np.clip(image, 0, 1) * 255).astype("uint8")
+            if pixels.shape[-1] == 1:
+                pixels = pixels[..., 0]
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, format="png")
+            encoded.append(buffer.getvalue())
+        height, width = images.shape[1:3]
+        strings = [str(width).encode(), str(height).encode(), *encoded]
+        self._write(tag, np.array(strings, dtype=object), "images", step)
         self.writer.flush()
 
 
