@@ -29,7 +29,6 @@ else:
     # tests that start the other backends in subprocesses.
     collect_ignore = [
         "data",
-        "viz",
         "examples",
         "test_package.py",
         "test_readme.py",

@@ -72,43 +72,60 @@ def small_model(seed):
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_layers_need_no_tensorflow_and_viz_says_how_to_get_figures(backend):
+def test_layers_viz_and_callbacks_need_no_tensorflow(backend, tmp_path):
     report = run(
         backend,
         NO_TENSORFLOW,
         SMALL_MODEL,
-        """
+        f"""
         import json
         import numpy as np
+
+        from keras_aprelu import callbacks
+        from keras_aprelu import viz
 
         model = small_model(0)
         model.compile(optimizer="sgd", loss="mse")
         x = np.random.default_rng(0).normal(size=(8, 6, 6, 2)).astype("float32")
-        loss = model.fit(x, np.zeros((8, 3)), epochs=2, verbose=0).history["loss"]
+        logs = {str(tmp_path)!r}
+        watch = [
+            callbacks.ActivationMonitor(x[:4], log_dir=logs),
+            callbacks.AttributionMaps(x[:2], logs, methods=("saliency", "hires_cam")),
+        ]
+        loss = model.fit(
+            x, np.zeros((8, 3)), epochs=2, verbose=0, callbacks=watch
+        ).history["loss"]
         from keras_aprelu import activations
         y = activations.prelu(np.array([-1.0, 2.0], "float32"), 0.5)
-        try:
-            import keras_aprelu.viz
-            message = None
-        except ImportError as error:
-            message = str(error)
-        print(json.dumps({
+        maps = {{
+            "saliency": viz.saliency(model, x[:2], 1).tolist(),
+            "grad_cam": viz.grad_cam(model, x[:2], 1).tolist(),
+        }}
+        print(json.dumps({{
             "loss": loss,
             "prelu": keras.ops.convert_to_numpy(y).tolist(),
             "tensorflow": tensorflow_loaded(),
-            "viz": message,
-        }))
+            "maps": maps,
+        }}))
         """,
     )
     assert not report["tensorflow"]
     assert np.all(np.isfinite(report["loss"]))
     assert report["prelu"] == [-0.5, 2.0]
-    message = report["viz"]
-    assert message is not None and message.startswith(
-        "keras_aprelu.viz runs on the TensorFlow backend"
-    )
-    assert "KERAS_BACKEND=tensorflow" in message
-    assert message.endswith(f"Received: backend={backend}")
+    for name, values in report["maps"].items():
+        maps = np.array(values)
+        assert maps.shape == (2, 6, 6), name
+        # normalize=True: each map's largest magnitude is 1.
+        np.testing.assert_allclose(np.abs(maps).max(axis=(1, 2)), 1, rtol=1e-6)
+    # The callbacks wrote TensorBoard events (read here, with TensorFlow's
+    # reader, in this process).
+    from tensorboard.backend.event_processing import event_accumulator
+
+    reader = event_accumulator.EventAccumulator(str(tmp_path))
+    reader.Reload()
+    tags = set(reader.Tags()["tensors"])
+    assert {"saliency", "hires_cam"} <= tags
+    assert any(tag.startswith("dead/") for tag in tags)
 
 
 def test_keras_files_cross_backends_and_old_files_load(tmp_path):
