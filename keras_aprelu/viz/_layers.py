@@ -14,15 +14,11 @@ sample (`inspect`), and remembered for the life of the model.
 import contextlib
 import dataclasses
 import difflib
-import logging
 import weakref
 
 import keras
 
 from keras_aprelu.viz import _backend
-from keras_aprelu.viz import _registry
-
-logger = logging.getLogger("keras_aprelu.viz")
 
 
 def check_model(model):
@@ -156,17 +152,6 @@ class Inspection:
     final: keras.layers.Layer | None  # the layer whose output is the model's
 
 
-@dataclasses.dataclass(frozen=True)
-class FeatureMap:
-    """Where a CAM reads its feature map: the output of `layer`, or (with
-    `of_input`) its input, when no layer outputs that map (a residual sum
-    made by an op, as in ConvNeXt)."""
-
-    path: str
-    layer: keras.layers.Layer
-    of_input: bool = False
-
-
 # model -> Inspection; dies with the model. The values hold layers, never
 # the model or a tensor.
 _INSPECTIONS = weakref.WeakKeyDictionary()
@@ -211,6 +196,11 @@ def inspect(model, sample):
     return inspection
 
 
+def inspection(model):
+    """The `Inspection` of `model` (`inspect` must have run)."""
+    return _INSPECTIONS[model]
+
+
 def layers_that_ran(model):
     """(path, layer) of every layer call, in the order they ran (`inspect`
     must have run)."""
@@ -222,56 +212,3 @@ def final_layer(model):
     (`inspect` must have run)."""
     inspection = _INSPECTIONS.get(model)
     return None if inspection is None else inspection.final
-
-
-def default_feature_map(model, spatial_ranks):
-    """The feature map a CAM weighs by default: the last one before the
-    pooling or flattening that leads to the head.
-
-    A feature map is one tensor with as many spatial axes as an input (any
-    of `spatial_ranks`), at least one of them larger than 1. The head
-    starts at the last layer, in the order the layers ran, that turns a
-    feature map into something that is not one (global pooling, Flatten).
-    Its input is the map: read as the output of the first layer that made
-    it (on ResNet50 `conv5_block3_out`, the block's output after its
-    residual add and ReLU, not the last convolution inside the block; a
-    Dropout in between passes the same map on), or as the input of the
-    pooling itself when an op made it (ConvNeXt's residual sum). A model
-    whose output is a feature map uses the last layer that outputs one, that
-    the registry does not exclude (a spatial softmax is no feature map).
-    """
-    inspection = _INSPECTIONS[model]
-    first = data_format(model) == "channels_first"
-
-    def is_map(shape):
-        if shape is None or len(shape) < 3 or len(shape) - 2 not in spatial_ranks:
-            return False
-        spatial = shape[2:] if first else shape[1:-1]
-        return any(d != 1 for d in spatial)
-
-    chosen = None
-    for call in reversed(inspection.calls):
-        if is_map(call.input_shape) and not is_map(call.shape):
-            if call.source is None:
-                chosen = FeatureMap(call.path, call.layer, of_input=True)
-            else:
-                source = inspection.calls[call.source]
-                chosen = FeatureMap(source.path, source.layer)
-            break
-    if chosen is None:
-        for call in reversed(inspection.calls):
-            found = _registry.lookup(call.path, call.layer)
-            if is_map(call.shape) and (found is None or found.entry.cam):
-                chosen = FeatureMap(call.path, call.layer)
-                break
-    if chosen is None:
-        raise ValueError(
-            "`model` has no layer whose output is a feature map with the "
-            "spatial axes of its inputs, so a CAM has nothing to weigh; pass "
-            f"`layer=`. Received: model={model.name!r}"
-        )
-    where = "the input of layer" if chosen.of_input else "layer"
-    logger.info(
-        "The CAM uses %s %r (%s).", where, chosen.path, type(chosen.layer).__name__
-    )
-    return chosen

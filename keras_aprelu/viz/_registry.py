@@ -32,6 +32,7 @@ from keras_aprelu.layers import APReLU
 from keras_aprelu.layers import Maxout
 from keras_aprelu.layers import PReLU
 from keras_aprelu.layers import RReLU
+from keras_aprelu.viz import _layers
 
 RULES = ("elementwise", "routed", None)
 
@@ -144,8 +145,6 @@ def lookup(path, layer):
 
 def activations(model):
     """Every activation of `model` (nested models included), in order."""
-    from keras_aprelu.viz import _layers
-
     found = []
     for path, layer in _layers.walk(model):
         if isinstance(layer, keras.Model):
