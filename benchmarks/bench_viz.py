@@ -1,40 +1,65 @@
-"""Throughput of keras_aprelu.viz against the speed limit, as ratios.
+"""Throughput of keras_aprelu.viz against the speed limit, as ratios, on
+every Keras backend.
 
-The limit of a gradient method is a bare `tf.function` that runs the model
-forward and backward on the same batch (64 MNIST images) and returns the
-input gradient of the predicted class; the limit of occlusion is a bare
-forward pass, divided by the number of patch positions, and that of the
-deletion and insertion metrics a bare forward pass divided by their steps
-+ 1. A ratio of 1.0
-means the method runs at that limit; higher is better.
+The limit of a gradient method is a bare compiled forward and backward pass
+on the same batch (64 MNIST images) that returns the input gradient of the
+predicted class, written with the backend's own tools: a `tf.function` with
+a gradient tape on TensorFlow, a jitted `jax.grad` over `stateless_call` on
+JAX, eager autograd on PyTorch. The limit of occlusion is a bare forward
+pass, divided by the number of patch positions, and that of the deletion
+and insertion metrics a bare forward pass divided by their steps + 1. A
+ratio of 1.0 means the method runs at that limit; higher is better.
 
 Every function is compiled and warmed up first; the timed rounds then run
 all of them interleaved, and each ratio is the median over rounds, so a
 noisy, shared machine slows both sides alike.
 
-Where tf-keras-vis or tf-explain can be imported, their saliency,
-SmoothGrad, Grad-CAM and occlusion are timed against the same limits, each
-called as its documentation shows. Neither is a dependency of keras-aprelu;
-install them next to it to get those rows (see the README).
+Where tf-keras-vis or tf-explain can be imported (TensorFlow only), their
+saliency, SmoothGrad, Grad-CAM and occlusion are timed against the same
+limits, each called as its documentation shows. Neither is a dependency of
+keras-aprelu.
 
-    python benchmarks/bench_viz.py            # full run, a few minutes
-    python benchmarks/bench_viz.py --quick    # a smoke run
+`--backend all` runs each backend in a process of its own (Keras fixes its
+backend per process), one after the other, and then prints each method's
+median time on JAX and on PyTorch divided by its time on TensorFlow. Those
+cross-backend ratios come from three processes run in sequence, not one, so
+they are rougher than the ratios to the limits.
+
+    python benchmarks/bench_viz.py                    # TensorFlow
+    python benchmarks/bench_viz.py --backend all      # every backend
+    python benchmarks/bench_viz.py --quick            # a smoke run
 """
 
 import argparse
+import json
 import os
 import pathlib
 import platform
+import subprocess
 import sys
 import time
 
+
+def _backend_from_argv():
+    # Keras reads KERAS_BACKEND once, at import: set it from --backend first.
+    argv = sys.argv[1:]
+    for i, arg in enumerate(argv):
+        if arg.startswith("--backend="):
+            return arg.split("=", 1)[1]
+        if arg == "--backend" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+BACKENDS = ("tensorflow", "jax", "torch")
+if _backend_from_argv() in BACKENDS:
+    os.environ["KERAS_BACKEND"] = _backend_from_argv()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 
 import keras  # noqa: E402
 import mnist_cnn  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from keras_aprelu import viz  # noqa: E402
 
@@ -51,24 +76,73 @@ def timed(fn, repeats):
     return (time.perf_counter() - start) / repeats
 
 
-def gradient_limit(model):
-    """The speed limit of a gradient method: a bare compiled forward and
-    backward pass that returns the input gradient of the predicted class."""
+def speed_limits(model):
+    """The speed limits on this backend: a bare compiled forward and
+    backward pass that returns the input gradient of the predicted class,
+    and a bare compiled forward pass. Both take and return NumPy."""
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    @tf.function
+        @tf.function
+        def forward_backward(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                out = model(x, training=False)
+                score = tf.gather(out, tf.argmax(out, axis=1), axis=1, batch_dims=1)
+            return tape.gradient(score, x)
+
+        forward = tf.function(lambda x: model(x, training=False))
+        return (
+            lambda x: forward_backward(tf.constant(x)).numpy(),
+            lambda x: forward(tf.constant(x)).numpy(),
+        )
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def run(trainable, non_trainable, x):
+            out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return out
+
+        def score(x, trainable, non_trainable):
+            out = run(trainable, non_trainable, x)
+            return jnp.sum(jnp.max(out, axis=1))  # the predicted class's
+
+        grad = jax.jit(jax.grad(score))
+        forward = jax.jit(run)
+
+        def state():
+            return (
+                [v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables],
+            )
+
+        return (
+            lambda x: np.asarray(grad(x, *state())),
+            lambda x: np.asarray(forward(*state(), x)),
+        )
+    import torch
+
     def forward_backward(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            out = model(x, training=False)
-            score = tf.gather(out, tf.argmax(out, axis=1), axis=1, batch_dims=1)
-        return tape.gradient(score, x)
+        x = torch.tensor(x, requires_grad=True)
+        out = model(x, training=False)
+        (grad,) = torch.autograd.grad(out.max(dim=1).values.sum(), x)
+        return grad.numpy()
 
-    return forward_backward
+    def forward(x):
+        with torch.no_grad():
+            return model(torch.tensor(x), training=False).numpy()
+
+    return forward_backward, forward
 
 
 def peer_cases(model, x, classes):
-    """The peers' calls for the same work, for those that can be imported."""
+    """The peers' calls for the same work, for those that can be imported
+    (they run on TensorFlow only)."""
     cases = {}
+    if keras.config.backend() != "tensorflow":
+        return cases
     try:
         from tf_keras_vis.gradcam import Gradcam
         from tf_keras_vis.saliency import Saliency
@@ -109,19 +183,21 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--activation", default="relu", choices=mnist_cnn.ACTIVATIONS)
+    parser.add_argument(
+        "--backend", choices=(*BACKENDS, "all"), help="defaults to KERAS_BACKEND"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the median times as JSON, last"
+    )
     args = parser.parse_args()
+    if args.backend == "all":
+        return compare_backends(args)
     rounds, repeats = (2, 2) if args.quick else (7, 5)
 
     model = mnist_cnn.build_cnn(args.activation)
     x = np.random.default_rng(0).random((BATCH, 28, 28, 1)).astype("float32")
-    xt = tf.constant(x)
     positions = (28 // PATCH) ** 2
-
-    forward_backward = gradient_limit(model)
-
-    @tf.function
-    def forward(x):
-        return model(x, training=False)
+    forward_backward, forward = speed_limits(model)
 
     def naive_occlusion(limit=4):
         # One predict call per patch, as a new user would write it; only
@@ -135,8 +211,8 @@ def main():
     maps = viz.saliency(model, x)
     channels = viz.feature_maps(model, x[:1], "pool2").shape[-1]  # CAM layer
     cases = {
-        "limit fwd+bwd": lambda: forward_backward(xt).numpy(),
-        "limit fwd": lambda: forward(xt).numpy(),
+        "limit fwd+bwd": lambda: forward_backward(x),
+        "limit fwd": lambda: forward(x),
         "saliency": lambda: viz.saliency(model, x),
         "guided": lambda: viz.saliency(model, x, modifier="guided"),
         "grad_cam": lambda: viz.grad_cam(model, x),
@@ -150,12 +226,12 @@ def main():
         "insertion": lambda: viz.metrics.insertion(model, x, maps, steps=STEPS),
         "naive occlusion (4 of 49)": naive_occlusion,
     }
-    classes = np.argmax(forward(xt).numpy(), axis=1)
+    classes = np.argmax(forward(x), axis=1)
     cases.update(peer_cases(model, x, classes))
     t = measure(cases, rounds, repeats)
 
     print(
-        f"keras {keras.__version__}, tensorflow {tf.__version__}, "
+        f"keras {keras.__version__}, backend {keras.config.backend()}, "
         f"{platform.machine()}, {os.cpu_count()} CPUs, batch {BATCH}, "
         f"MNIST CNN with {args.activation}, {rounds} rounds x {repeats}"
     )
@@ -222,8 +298,36 @@ def main():
         f"ResNet50 (random weights), {RESNET_SIZE}x{RESNET_SIZE}x3, "
         f"batch {RESNET_BATCH}"
     )
-    for name, value in resnet_rows(rounds, max(1, repeats // 2)):
+    resnet, resnet_times = resnet_rows(rounds, max(1, repeats // 2))
+    for name, value in resnet:
         print(f"{name:28s} {value:20.2f}")
+    if args.json:
+        medians = {name: float(np.median(v)) for name, v in t.items()}
+        medians.update({f"ResNet50 {k}": v for k, v in resnet_times.items()})
+        print(json.dumps(medians))
+
+
+def compare_backends(args):
+    """Runs every backend in a process of its own, then prints the time of
+    each method on JAX and PyTorch over its time on TensorFlow."""
+    times = {}
+    for backend in BACKENDS:
+        command = [sys.executable, __file__, "--backend", backend, "--json"]
+        command += ["--activation", args.activation] + (
+            ["--quick"] if args.quick else []
+        )
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
+        lines = out.stdout.strip().splitlines()
+        print("\n".join(lines[:-1]), end="\n\n")
+        times[backend] = json.loads(lines[-1])
+    print("time over TensorFlow's (lower is faster), same model and batch:")
+    print(f"{'method':28s} {'jax':>8s} {'torch':>8s}")
+    for name, base in times["tensorflow"].items():
+        if name in times["jax"] and name in times["torch"]:
+            print(
+                f"{name:28s} {times['jax'][name] / base:8.2f} "
+                f"{times['torch'][name] / base:8.2f}"
+            )
 
 
 def measure(cases, rounds, repeats):
@@ -257,16 +361,16 @@ def resnet_rows(rounds, repeats):
         .uniform(0, 255, (RESNET_BATCH, RESNET_SIZE, RESNET_SIZE, 3))
         .astype("float32")
     )
-    xt = tf.constant(x)
-
-    forward_backward = gradient_limit(model)
+    forward_backward, _ = speed_limits(model)
 
     cases = {
-        "limit": lambda: forward_backward(xt).numpy(),
+        "limit": lambda: forward_backward(x),
         "saliency": lambda: viz.saliency(model, x),
         "grad_cam": lambda: viz.grad_cam(model, x),
     }
     try:
+        if keras.config.backend() != "tensorflow":
+            raise ImportError("it runs on TensorFlow only")
         from tf_keras_vis.gradcam import Gradcam
         from tf_keras_vis.saliency import Saliency
         from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
@@ -283,11 +387,12 @@ def resnet_rows(rounds, repeats):
             score, x, penultimate_layer="conv5_block3_out"
         )
     t = measure(cases, rounds, repeats)
-    return [
+    rows = [
         (f"ResNet50 {name}", ratio(t["limit"], t[name]))
         for name in cases
         if name != "limit"
     ]
+    return rows, {name: float(np.median(v)) for name, v in t.items()}
 
 
 if __name__ == "__main__":

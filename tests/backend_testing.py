@@ -19,6 +19,15 @@ def backend():
     return keras.config.backend()
 
 
+def tensorflow_only(why):
+    """Skips a test on the other backends, saying why it needs TensorFlow."""
+    import pytest
+
+    return pytest.mark.skipif(
+        backend() != "tensorflow", reason=f"needs the TensorFlow backend: {why}"
+    )
+
+
 def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 

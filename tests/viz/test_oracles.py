@@ -8,8 +8,14 @@ import pytest
 
 import keras_aprelu
 from keras_aprelu import viz
+from tests.backend_testing import tensorflow_only
 from tests.viz import models
 
+# tf-keras-vis 0.8.7 runs on TensorFlow only; test_backends.py checks that
+# the other backends give TensorFlow's maps.
+pytestmark = tensorflow_only("tf-keras-vis, the oracle, runs on TensorFlow")
+if keras.config.backend() != "tensorflow":
+    pytest.skip("tf-keras-vis runs on TensorFlow only", allow_module_level=True)
 tf_keras_vis = pytest.importorskip("tf_keras_vis")
 from tf_keras_vis.gradcam import Gradcam  # noqa: E402
 from tf_keras_vis.layercam import Layercam  # noqa: E402
