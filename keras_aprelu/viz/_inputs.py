@@ -108,6 +108,8 @@ class Inputs:
             _as_array(item, kind, key) for item, key in zip(items, keys, strict=True)
         ]
         _check_against_model(model, kind, keys, arrays)
+        # One sample's shape per input (of the first batch, for a stream).
+        self.sample_shapes = tuple(tuple(a.shape[1:]) for a in arrays)
         if self._dataset is None:
             _check_batch_sizes(arrays, keys, kind)
             self._arrays = arrays

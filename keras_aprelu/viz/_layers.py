@@ -47,20 +47,22 @@ def path_of(model, layer):
     return None
 
 
-def find_layer(model, layer):
-    """Resolves `layer` (a name, a path or a Layer) to (path, Layer)."""
+def find_layer(model, layer, argument="layer"):
+    """Resolves `layer` (a name, a path or a Layer) to (path, Layer).
+    Errors name `argument`, the user's argument that held `layer`."""
     if isinstance(layer, keras.layers.Layer):
         path = path_of(model, layer)
         if path is None:
             raise ValueError(
-                f"`layer` is not part of the model {model.name!r}. "
-                f"Received: layer={layer.name!r} ({type(layer).__name__})"
+                f"`{argument}` holds a layer that is not part of the model "
+                f"{model.name!r}. "
+                f"Received: {argument}={layer.name!r} ({type(layer).__name__})"
             )
         return path, layer
     if not isinstance(layer, str):
         raise TypeError(
-            "`layer` must be a layer name, a path such as 'backbone/conv5', or "
-            f"a Layer. Received: layer={layer!r}"
+            f"`{argument}` must hold a layer name, a path such as "
+            f"'backbone/conv5', or a Layer. Received: {argument}={layer!r}"
         )
     layers = dict(walk(model))
     if layer in layers:
@@ -73,8 +75,8 @@ def find_layer(model, layer):
     if len(by_name) > 1:
         hint = f" It names several layers; use a path: {', '.join(by_name)}."
     raise ValueError(
-        f"`layer` names no layer of the model {model.name!r}.{hint} "
-        f"Received: layer={layer!r}"
+        f"`{argument}` names no layer of the model {model.name!r}.{hint} "
+        f"Received: {argument}={layer!r}"
     )
 
 

@@ -8,6 +8,8 @@ first should make it rise fast (a high insertion area).
 the model at all.
 """
 
+import warnings
+
 import keras
 import numpy as np
 
@@ -258,15 +260,16 @@ def _rank(values):
 
 
 def _spearman(a, b):
-    """Spearman's rank correlation of each pair of maps, shape (batch,); 0
-    where a map is constant."""
+    """Spearman's rank correlation of each pair of maps, shape (batch,); NaN
+    where either map is constant, which has no ranking to correlate (0 would
+    read as "the map changed completely", a pass)."""
     a = _rank(np.asarray(a, "float64").reshape(len(a), -1))
     b = _rank(np.asarray(b, "float64").reshape(len(b), -1))
     a -= a.mean(axis=1, keepdims=True)
     b -= b.mean(axis=1, keepdims=True)
     norm = np.sqrt((a**2).sum(axis=1) * (b**2).sum(axis=1))
     safe = np.where(norm > 0, norm, 1)
-    return np.where(norm > 0, (a * b).sum(axis=1) / safe, 0.0).astype("float32")
+    return np.where(norm > 0, (a * b).sum(axis=1) / safe, np.nan).astype("float32")
 
 
 def _weighted_layers(model, layers):
@@ -280,7 +283,14 @@ def _weighted_layers(model, layers):
             if any(w.trainable for w in layer.weights)
         ]
     else:
-        found = [_layers.find_layer(model, layer) for layer in layers]
+        if isinstance(layers, (str, keras.layers.Layer)) or not isinstance(
+            layers, (list, tuple)
+        ):
+            raise TypeError(
+                "`layers` must be a list of layer names, paths or Layers. "
+                f"Received: layers={layers!r}"
+            )
+        found = [_layers.find_layer(model, layer, "layers") for layer in layers]
     unique = list({id(layer): (path, layer) for path, layer in found}.values())
     if not unique:
         raise ValueError(
@@ -288,6 +298,48 @@ def _weighted_layers(model, layers):
             f"Received: layers={layers!r}"
         )
     return unique
+
+
+def _initializer_of(layer, weight, seed):
+    """The layer's own initializer of `weight` (`kernel_initializer` for a
+    weight named "kernel", and so on), seeded with `seed`, or None."""
+    name = weight.path.rsplit("/", 1)[-1]
+    initializer = getattr(layer, f"{name}_initializer", None)
+    if not isinstance(initializer, keras.initializers.Initializer):
+        return None
+    config = initializer.get_config()
+    if "seed" in config:
+        config["seed"] = seed
+    return type(initializer).from_config(config)
+
+
+def _redrawn(layer, weight, rng):
+    """New values for `weight`: its layer's initializer where the layer has
+    one for it (as Adebayo et al. do), else a Gaussian of the weight's own
+    spread, or of its mean magnitude where it has no spread (a batch-norm
+    scale of ones), so that no weight with a scale collapses to zero."""
+    value = np.asarray(keras.ops.convert_to_numpy(weight))
+    initializer = _initializer_of(layer, weight, int(rng.integers(2**31)))
+    if initializer is not None:
+        drawn = initializer(value.shape, dtype=value.dtype)
+        return np.asarray(keras.ops.convert_to_numpy(drawn))
+    scale = float(value.std()) or float(np.abs(value).mean())
+    return rng.normal(0.0, scale, value.shape).astype(value.dtype)
+
+
+def _check_maps(maps, shape, method, which):
+    """`maps` as an array of `shape` (the count may be None: a stream)."""
+    maps = np.asarray(maps) if isinstance(maps, np.ndarray) else maps
+    if not isinstance(maps, np.ndarray) or not (
+        maps.shape[1:] == shape[1:] and shape[0] in (None, maps.shape[0])
+    ):
+        raise ValueError(
+            f"`method` must return one map per input, of the inputs' spatial "
+            f"shape {shape}, for the {which} model. Received: "
+            f"method={getattr(method, '__name__', method)!r} returning "
+            f"{getattr(maps, 'shape', type(maps).__name__)}"
+        )
+    return maps
 
 
 def randomization_test(
@@ -301,12 +353,19 @@ def randomization_test(
     rank correlation with the original maps should fall as the layers go.
     (Guided backprop is known to fail it on ReLU networks.)
 
-    Each trainable weight is redrawn from a Gaussian with that weight's own
-    standard deviation (the paper uses each layer's initializer; not every
-    layer exposes one for every weight, APReLU's inner Dense and
-    BatchNormalization among them); moving statistics stay as they are.
-    Every weight of the model is restored afterwards, bit for bit, also
-    when an error is raised.
+    Each trainable weight is redrawn by its layer's own initializer, as in
+    the paper (`kernel_initializer` for a kernel, `gamma_initializer` for a
+    batch-norm scale, ...), seeded from `seed`. A weight whose layer exposes
+    no initializer for it (APReLU's inner batch norms) is drawn from a
+    Gaussian of its own spread, or of its mean magnitude where it has no
+    spread, so that no weight collapses to zero. Moving statistics stay as
+    they are. Every weight of the model is restored afterwards, bit for
+    bit, also when an error is raised.
+
+    A map that is constant (usually all zeros: no attribution), before or
+    after a step, has no ranking: its correlation is NaN, never a score, and
+    one warning counts them. Summaries should ignore NaN
+    (`plot_randomization_test` does, and says how many).
 
     Args:
         model: A Keras 3 model.
@@ -323,7 +382,8 @@ def randomization_test(
     Returns:
         dict from the path of the last layer randomized at each step, in
         order, to the Spearman rank correlation of each input's map with
-        its original map, float32 of shape `(batch,)`.
+        its original map, float32 of shape `(batch,)`, NaN where either
+        map is constant.
 
     Cost: the method's cost once per layer, plus once.
     """
@@ -343,20 +403,40 @@ def randomization_test(
 
         (target,) = _inputs.collect(data, 256, predicted)
     found = _weighted_layers(model, layers)
-    original = method(model, inputs, target, **method_kwargs)
+    layout = data.layout
+    shape = (
+        data.count,
+        *layout.spatial_shape(0, (None, *data.sample_shapes[0])),
+    )
+    original = _check_maps(
+        method(model, inputs, target, **method_kwargs), shape, method, "original"
+    )
     saved = [np.array(w) for w in model.get_weights()]
     rng = np.random.default_rng(seed)
     result = {}
     try:
         for path, layer in found:
             for weight in layer.weights:
-                if not weight.trainable:
-                    continue
-                value = np.asarray(keras.ops.convert_to_numpy(weight))
-                scale = float(value.std())
-                weight.assign(rng.normal(0.0, scale, value.shape).astype(value.dtype))
-            maps = method(model, inputs, target, **method_kwargs)
+                if weight.trainable:
+                    weight.assign(_redrawn(layer, weight, rng))
+            maps = _check_maps(
+                method(model, inputs, target, **method_kwargs),
+                shape,
+                method,
+                f"randomized (up to {path!r})",
+            )
             result[path] = _spearman(original, maps)
     finally:
         model.set_weights(saved)
+    flat = sum(int(np.isnan(v).sum()) for v in result.values())
+    if flat:
+        total = sum(v.size for v in result.values())
+        warnings.warn(
+            f"{flat} of {total} correlations of the randomization test are NaN: "
+            "the original or the randomized map was constant (no "
+            "attribution), which has no ranking to correlate. Leave them out "
+            "of any summary (np.nanmean); they are neither a pass nor a fail.",
+            UserWarning,
+            stacklevel=2,
+        )
     return result

@@ -1,6 +1,8 @@
 """Figures. The only module that uses matplotlib, imported when a function
 runs; no function calls `plt.show()`: each returns its Figure."""
 
+import warnings
+
 import numpy as np
 
 __all__ = [
@@ -650,6 +652,8 @@ def plot_randomization_test(results, *, ax=None):
     Returns:
         The Figure: the mean correlation per step, with its spread (one
         standard deviation) shaded. A method that passes falls towards 0.
+        Correlations that are NaN (a constant map) are left out of the
+        means, and the legend says how many there were.
     """
     if not isinstance(results, dict) or not results:
         raise TypeError(
@@ -667,8 +671,15 @@ def plot_randomization_test(results, *, ax=None):
             )
         values = np.stack([np.asarray(v, "float32") for v in result.values()])
         steps = list(result)
-        mean, spread = values.mean(axis=1), values.std(axis=1)
+        # NaN marks a constant map, which has no ranking: left out, and
+        # counted in the legend.
+        flat = int(np.isnan(values).sum())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a step all NaN
+            mean, spread = np.nanmean(values, axis=1), np.nanstd(values, axis=1)
         x = np.arange(len(steps))
+        if flat:
+            title = f"{title} ({flat} of {values.size} flat maps left out)"
         line = ax.plot(x, mean, marker="o", label=title)
         ax.fill_between(
             x, mean - spread, mean + spread, color=line[0].get_color(), alpha=0.15

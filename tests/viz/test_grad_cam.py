@@ -355,5 +355,5 @@ def test_model_without_spatial_layer():
 def test_layer_of_another_model():
     model = models.functional()
     other = keras.layers.Conv2D(2, 3)
-    with pytest.raises(ValueError, match="`layer` is not part of the model"):
+    with pytest.raises(ValueError, match="`layer` holds a layer that is not part of"):
         viz.grad_cam(model, np.zeros((1, 8, 8, 2)), layer=other)

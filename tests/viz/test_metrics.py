@@ -215,4 +215,103 @@ def test_spearman_with_ties_and_constant_maps():
     b = np.array([[3.0, 0.0, 0.0, 2.0, 1.0, 1.0], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]])
     got = metrics._spearman(a, b)
     np.testing.assert_allclose(got[0], stats.spearmanr(a[0], b[0]).statistic, rtol=1e-6)
-    assert got[1] == 0.0  # a constant map correlates with nothing
+    # A constant map has no ranking: NaN, never the 0 that reads as a pass.
+    assert np.isnan(got[1])
+
+
+def bn_model():
+    """Conv2D -> BatchNormalization -> ReLU -> Conv2D -> ReLU -> GAP ->
+    Dense, untrained: every BN scale is 1, with no spread."""
+    keras.utils.set_random_seed(4)
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 2)),
+            keras.layers.Conv2D(4, 3, padding="same", name="conv1"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.ReLU(),
+            keras.layers.Conv2D(4, 3, padding="same", name="conv2"),
+            keras.layers.ReLU(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, name="dense"),
+        ]
+    )
+
+
+def test_randomization_never_collapses_a_weight_to_zero():
+    # Drawn from each weight's own spread, the BN scale of ones became 0,
+    # every later map all zeros, and every later step scored 0.0.
+    model = bn_model()
+    x = RNG.random((4, 8, 8, 2)).astype("float32")
+    seen = []
+
+    def spying(model, x, target, **kwargs):
+        seen.append(np.asarray(model.get_layer("bn").gamma).copy())
+        return viz.saliency(model, x, target, **kwargs)
+
+    result = metrics.randomization_test(model, x, spying)
+    assert list(result) == ["dense", "conv2", "bn", "conv1"]
+    # The BN scale is redrawn by its initializer (ones), not to zero.
+    np.testing.assert_array_equal(seen[3], np.ones(4))
+    for path, correlations in result.items():
+        assert not np.any(correlations == 0.0), path
+        assert np.all(np.isfinite(correlations)), path
+
+
+def test_randomization_uses_the_layers_initializer_with_the_seed():
+    model = bn_model()
+    x = RNG.random((2, 8, 8, 2)).astype("float32")
+    kernels = []
+
+    def spying(model, x, target, **kwargs):
+        kernels.append(np.asarray(model.get_layer("dense").kernel).copy())
+        return viz.saliency(model, x, target, **kwargs)
+
+    metrics.randomization_test(model, x, spying, layers=["dense"], seed=3)
+    metrics.randomization_test(model, x, spying, layers=["dense"], seed=3)
+    # Glorot uniform, the Dense default: bounded by sqrt(6 / (4 + 3)).
+    limit = np.sqrt(6 / 7)
+    assert np.abs(kernels[1]).max() <= limit and np.abs(kernels[1]).std() > 0
+    np.testing.assert_array_equal(kernels[1], kernels[3])  # the same seed
+
+
+def test_flat_maps_score_nan_with_one_warning():
+    model = models.randomize(models.functional(), seed=9)
+    x = RNG.random((3, 8, 8, 2)).astype("float32")
+
+    def flat_for_the_second(model, x, target, **kwargs):
+        maps = viz.saliency(model, x, target, **kwargs)
+        maps[1] = 0.0
+        return maps
+
+    with pytest.warns(UserWarning, match=r"2 of 6 correlations .* are NaN"):
+        result = metrics.randomization_test(
+            model, x, flat_for_the_second, layers=["dense", "conv2"]
+        )
+    for correlations in result.values():
+        assert np.isnan(correlations[1])
+        assert np.all(np.isfinite(correlations[[0, 2]]))
+
+
+@pytest.mark.parametrize(
+    "count, returned",
+    [(4, (4, 5)), (4, (7, 8, 8)), (2, (3, 8, 8)), (2, (2, 8, 7))],
+    ids=["2-D", "7 maps for 4", "3 maps for 2", "wrong width"],
+)
+def test_randomization_refuses_maps_of_the_wrong_shape(count, returned):
+    model = models.randomize(models.functional(), seed=9)
+    x = RNG.random((count, 8, 8, 2)).astype("float32")
+
+    def wrong(model, x, target, **kwargs):
+        return np.ones(returned, "float32")
+
+    with pytest.raises(ValueError, match=r"`method` must return one map per input"):
+        metrics.randomization_test(model, x, wrong)
+
+
+def test_randomization_errors_name_layers():
+    model = models.functional()
+    x = RNG.random((2, 8, 8, 2)).astype("float32")
+    with pytest.raises(ValueError, match=r"`layers` names no layer .*layers='nope'"):
+        metrics.randomization_test(model, x, viz.saliency, layers=["nope"])
+    with pytest.raises(TypeError, match=r"`layers` must be a list.*layers='dense'"):
+        metrics.randomization_test(model, x, viz.saliency, layers="dense")

@@ -214,3 +214,11 @@ def test_randomization_test_plot():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["dense", "conv"]
     with pytest.raises(TypeError, match="Every entry of `results`"):
         plotting.plot_randomization_test({"saliency": np.zeros(2)})
+
+
+def test_randomization_plot_leaves_flat_maps_out_and_says_so():
+    results = {"grad_cam": {"dense": np.array([0.9, np.nan, 0.5])}}
+    ax = plotting.plot_randomization_test(results).axes[0]
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.7])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["grad_cam (1 of 3 flat maps left out)"]
