@@ -111,11 +111,13 @@ def _curves(
             "positions of a single input. Received: inputs with "
             f"{len(layout.keys)} entries"
         )
+    given = maps
     maps = np.asarray(maps, "float32") if _inputs.is_numeric(maps) else None
     if maps is None or not np.isfinite(maps).all():
+        what = "non-finite values" if maps is not None else type(given).__name__
         raise ValueError(
             "`maps` must be a finite numeric array of shape (batch, *spatial). "
-            f"Received: maps={type(maps).__name__ if maps is None else 'non-finite'}"
+            f"Received: maps={what}"
         )
     fn = _curve_function(model, layout, steps, insert, run.batch_size, run.targets)
 
@@ -144,7 +146,33 @@ def _curves(
             f"Received: maps.shape={maps.shape}"
         )
     curves = curves.astype("float32")
+    _warn_if_flat(curves, "insertion" if insert else "deletion")
     return (areas(curves), curves) if return_curves else areas(curves)
+
+
+# A curve whose ends differ by less than this, relative to the score's
+# scale, says the model's score does not depend on what was moved.
+FLAT_CURVE = 1e-3
+
+
+def _warn_if_flat(curves, name):
+    """One warning when the score barely moves between the whole input and
+    the fully removed one: every map then gets the same area, which says
+    nothing about the maps."""
+    span = np.abs(curves[:, -1] - curves[:, 0])
+    scale = np.maximum(np.abs(curves).max(axis=1), 1e-12)
+    flat = int(np.sum(span <= FLAT_CURVE * scale))
+    if flat:
+        warnings.warn(
+            f"For {flat} of {len(curves)} inputs the model's score barely "
+            f"moves between the whole input and the fully removed one (by "
+            f"less than {FLAT_CURVE:g} of its size), so every map gets the "
+            f"same {name} area there and the metric cannot tell maps apart. "
+            "Is the target a class the model scores, and the baseline "
+            "different from the input?",
+            UserWarning,
+            stacklevel=4,  # _curves, deletion or insertion, the caller
+        )
 
 
 _DOC = """

@@ -18,8 +18,17 @@ METHODS = {
     "gradient_x_input": _saliency.gradient_x_input,
     "integrated_gradients": _saliency.integrated_gradients,
 }
-# Keywords the tunnel sets itself on every call of the method.
-_OWN = ("target", "normalize", "batch_size", "logits", "progress", "smooth_samples")
+# Keywords the tunnel sets itself on every call of the method, or that
+# would change what the method returns (`return_gap`: a tuple).
+_OWN = (
+    "target",
+    "normalize",
+    "batch_size",
+    "logits",
+    "progress",
+    "smooth_samples",
+    "return_gap",
+)
 
 
 def _method_of(method):
@@ -99,6 +108,11 @@ def noise_tunnel(
     samples = _args.check_positive_int(samples, "samples")
     noise = _args.check_number(noise, "noise", 0)
     kind = _args.check_choice(kind, "kind", KINDS)
+    if kind == "vargrad" and samples < 2:
+        raise ValueError(
+            "`samples` must be at least 2 for kind='vargrad': the variance of "
+            f"one sample is 0. Received: samples={samples}"
+        )
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
     seed = _args.check_int(seed, "seed", 0)

@@ -315,3 +315,21 @@ def test_randomization_errors_name_layers():
         metrics.randomization_test(model, x, viz.saliency, layers=["nope"])
     with pytest.raises(TypeError, match=r"`layers` must be a list.*layers='dense'"):
         metrics.randomization_test(model, x, viz.saliency, layers="dense")
+
+
+def test_a_score_that_ignores_the_input_is_flagged_once():
+    model = models.randomize(models.functional(), seed=9)
+    dense = model.get_layer("dense")
+    dense.kernel.assign(np.zeros(dense.kernel.shape))  # the output is the bias
+    x = RNG.random((3, 8, 8, 2)).astype("float32")
+    maps = RNG.random((3, 8, 8))
+    for metric in (metrics.deletion, metrics.insertion):
+        with pytest.warns(UserWarning, match=r"For 3 of 3 inputs .* barely moves"):
+            metric(model, x, maps)
+
+
+def test_maps_of_the_wrong_type_are_named():
+    model = models.functional()
+    x = RNG.random((2, 8, 8, 2)).astype("float32")
+    with pytest.raises(ValueError, match=r"Received: maps=dict$"):
+        metrics.deletion(model, x, {"a": np.zeros((2, 8, 8))})

@@ -140,6 +140,18 @@ def test_every_copy_is_scored_for_the_clean_prediction(model):
         ((viz.saliency,), {"smooth_samples": 4}, TypeError, "`method_kwargs` must not"),
         (
             (viz.integrated_gradients,),
+            {"return_gap": True},
+            TypeError,
+            r"`method_kwargs` must not set return_gap.*Received: return_gap=True",
+        ),
+        (
+            (viz.saliency,),
+            {"kind": "vargrad", "samples": 1},
+            ValueError,
+            r"`samples` must be at least 2 for kind='vargrad'.*Received: samples=1",
+        ),
+        (
+            (viz.integrated_gradients,),
             {"baseline": np.zeros((2, 8, 8, 2))},
             ValueError,
             "`baseline` in the noise tunnel",
