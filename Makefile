@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   trains the MNIST demo and writes its figures (examples/output/)
-#   make test   runs the whole test suite (and the layer tests on JAX and PyTorch)
+#   make test   runs the whole test suite on TensorFlow, then the layers, viz and
+#               the callbacks on JAX and on PyTorch
 # Both create .venv and install the package with everything it needs first.
 
 PYTHON ?= python3
@@ -21,13 +22,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/mnist_demo.py $(ARGS)
 
-# The whole suite on TensorFlow, then the layers on JAX and on PyTorch.
-LAYER_TESTS := tests/layers keras_aprelu/layers keras_aprelu/activations.py
+# The whole suite on TensorFlow, then the layers, viz and the callbacks on
+# JAX and on PyTorch (what needs TensorFlow skips there, saying why).
+BACKEND_TESTS := tests/layers tests/viz tests/test_callbacks.py \
+	keras_aprelu/layers keras_aprelu/activations.py
 
 test: $(STAMP)
 	$(PY) -m pytest
-	KERAS_BACKEND=jax $(PY) -m pytest $(LAYER_TESTS)
-	KERAS_BACKEND=torch $(PY) -m pytest $(LAYER_TESTS)
+	KERAS_BACKEND=jax $(PY) -m pytest $(BACKEND_TESTS)
+	KERAS_BACKEND=torch $(PY) -m pytest $(BACKEND_TESTS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_layers.py --backend all --memory

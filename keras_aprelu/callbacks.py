@@ -14,6 +14,7 @@ weights with and without them.
 """
 
 import inspect
+import os
 import warnings
 
 import keras
@@ -24,6 +25,7 @@ from keras_aprelu.layers import APReLU
 from keras_aprelu.layers import PReLU
 from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
+from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _layers
 from keras_aprelu.viz import plotting
 
@@ -82,6 +84,11 @@ class _EpochWriter:
     def __init__(self, log_dir):
         if log_dir is not None:
             _require("tensorboard")
+            if os.path.exists(log_dir) and not os.path.isdir(log_dir):
+                raise ValueError(
+                    "`log_dir` must be a folder (made if missing), not a file. "
+                    f"Received: log_dir={str(log_dir)!r}"
+                )
         self.log_dir = log_dir
         self.writer = None
 
@@ -170,7 +177,14 @@ class _EveryEpochs(keras.callbacks.Callback):
         self._writer = _EpochWriter(log_dir)
 
     def on_train_begin(self, logs=None):
+        # Everything that can be checked against the model is checked now,
+        # before the first step, not at the end of the first logged epoch.
+        self._check(self.model)
         self._writer.open()
+
+    def _check(self, model):
+        """Checks the callback's arguments against `model`."""
+        _inputs.read(model, self.inputs)
 
     def on_train_end(self, logs=None):
         self._writer.close()
@@ -385,14 +399,20 @@ class AttributionMaps(_EveryEpochs):
             for name in methods
         }
 
+    def _check(self, model):
+        data = _inputs.read(model, self.inputs)
+        if data.layout.kind != "array" or len(data.layout.spatial_axes(0)) != 2:
+            raise ValueError(
+                "AttributionMaps draws images: one input with two spatial "
+                f"axes. Received: inputs with shape {self._images.shape}"
+            )
+        layer = self.method_kwargs.get("layer")
+        if layer is not None:
+            _layers.find_layer(model, layer)
+
     def _log(self, epoch, logs):
         for name, method in self._functions.items():
             maps = method(self.model, self.inputs, self.target, **self._kwargs[name])
-            if np.ndim(maps) != 3:
-                raise ValueError(
-                    "AttributionMaps draws images: inputs with two spatial "
-                    f"axes. Received: inputs with shape {self._images.shape}"
-                )
             self._writer.images(
                 name, plotting.overlay_images(self._images, maps), epoch
             )

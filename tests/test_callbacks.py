@@ -7,15 +7,16 @@ import warnings
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util.tensor_util import make_ndarray
 
 import keras_aprelu
 from keras_aprelu import callbacks
 from keras_aprelu import viz
 from keras_aprelu.viz import _backend
 from keras_aprelu.viz import plotting
+from tests.backend_testing import tensorflow_only
 
 
 def functional(dropout=False):
@@ -128,7 +129,7 @@ def test_logged_values_are_what_viz_computes_at_each_epoch(tmp_path):
         assert logged == [dead[path] for dead in record.dead]
         scalars = reader.Tensors(f"dead/{path}")
         assert [s.step for s in scalars] == [0, 1, 2]
-        values = [float(tf.make_ndarray(s.tensor_proto)) for s in scalars]
+        values = [float(make_ndarray(s.tensor_proto)) for s in scalars]
         np.testing.assert_allclose(values, logged, rtol=1e-6)
     # Histograms: (k, 3) buckets [left, right, count] of each layer's slopes.
     for tag, expected in (
@@ -138,7 +139,7 @@ def test_logged_values_are_what_viz_computes_at_each_epoch(tmp_path):
         histograms = reader.Tensors(tag)
         assert [h.step for h in histograms] == [0, 1, 2]
         for histogram, values in zip(histograms, expected, strict=True):
-            buckets = tf.make_ndarray(histogram.tensor_proto)
+            buckets = make_ndarray(histogram.tensor_proto)
             assert buckets[:, 2].sum() == values.size
             np.testing.assert_allclose(buckets[0, 0], values.min(), rtol=1e-6)
             np.testing.assert_allclose(buckets[-1, 1], values.max(), rtol=1e-6)
@@ -147,7 +148,7 @@ def test_logged_values_are_what_viz_computes_at_each_epoch(tmp_path):
     assert [i.step for i in images] == [0, 1, 2]
     for image, saliency in zip(images, record.saliency, strict=True):
         # A summary image tensor is [width, height, png, png, ...].
-        encoded = tf.make_ndarray(image.tensor_proto)[2:]
+        encoded = make_ndarray(image.tensor_proto)[2:]
         assert len(encoded) == 3
         expected = plotting.overlay_images(x[:3], saliency)
         for png, want in zip(encoded, expected, strict=True):
@@ -203,6 +204,7 @@ def test_callbacks_never_change_training(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+@tensorflow_only("counts traces with tf.function's tracing count")
 def test_compiled_functions_are_reused_from_epoch_to_epoch(tmp_path):
     x, y = data()
     model = compiled(functional())
@@ -257,6 +259,7 @@ def test_every_model_kind_with_and_without_validation(kind, validation, tmp_path
     assert [t.step for t in reader.Tensors(tag)] == [1]
 
 
+@tensorflow_only("MirroredStrategy is TensorFlow's")
 def test_under_mirrored_strategy(strategy, tmp_path):
     x, y = data()
     with strategy.scope():
@@ -318,7 +321,7 @@ def test_method_kwargs_go_to_the_methods_that_take_them(tmp_path):
             record.append(viz.grad_cam(self.model, x[:2], layer="act1"))
 
     model.fit(x, y, epochs=1, verbose=0, callbacks=[maps, Keep()])
-    png = tf.make_ndarray(events(tmp_path).Tensors("grad_cam")[0].tensor_proto)[2]
+    png = make_ndarray(events(tmp_path).Tensors("grad_cam")[0].tensor_proto)[2]
     got = np.asarray(Image.open(io.BytesIO(png)), "float32") / 255
     want = plotting.overlay_images(x[:1], record[0][:1])[0]
     np.testing.assert_allclose(got, want, atol=1 / 255 + 1e-6)
@@ -406,3 +409,50 @@ def test_called_outside_fit_the_callbacks_still_log(tmp_path):
     reader = events(tmp_path)
     assert [t.step for t in reader.Tensors("saliency")] == [0, 4]
     assert [t.step for t in reader.Tensors("dead/act1")] == [0, 4]
+
+
+class _CountSteps(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda tmp: callbacks.ActivationMonitor(np.zeros((4, 32, 32, 3))),
+            r"`inputs` must have shape \(batch, 8, 8, 1\).*"
+            r"Received: inputs.shape=\(4, 32, 32, 3\)",
+        ),
+        (
+            lambda tmp: callbacks.AttributionMaps(
+                np.zeros((2, 8, 8, 1)), tmp, methods=("grad_cam",), layer="nope"
+            ),
+            r"`layer` names no layer .*Received: layer='nope'",
+        ),
+    ],
+    ids=["inputs of another shape", "no such layer"],
+)
+def test_errors_come_before_the_first_training_step(make, message, tmp_path):
+    # They came at the end of the first logged epoch: with every=2, after
+    # two epochs of steps, and fit died without its History.
+    x, y = data()
+    model = compiled(functional())
+    before = [np.array(w) for w in model.get_weights()]
+    counter = _CountSteps()
+    with pytest.raises(ValueError, match=message):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[counter, make(tmp_path)])
+    assert counter.steps == 0
+    for a, b in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_log_dir_that_is_a_file_is_refused_with_its_path(tmp_path):
+    path = tmp_path / "events.txt"
+    path.write_text("not a folder")
+    with pytest.raises(ValueError, match=r"`log_dir` must be a folder.*events.txt"):
+        callbacks.ActivationMonitor(np.zeros((2, 8, 8, 1)), log_dir=path)
