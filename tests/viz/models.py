@@ -8,6 +8,7 @@ import pytest
 
 import keras_aprelu
 from keras_aprelu.viz import _backend
+from tests.backend_testing import to_numpy
 
 # TensorFlow runs channels_first convolutions on the CPU only with oneDNN,
 # which it enables on some CPUs only (not on AMD ones, nor with
@@ -128,7 +129,7 @@ def assert_unchanged(model, before, x):
     for path, activation in before["activations"].items():
         assert after["activations"][path] is activation, path
     np.testing.assert_array_equal(
-        before["prediction"], np.asarray(model(x, training=False))
+        before["prediction"], to_numpy(model(x, training=False))
     )
 
 

@@ -4,6 +4,7 @@ import pytest
 
 import keras_aprelu
 from keras_aprelu import viz
+from tests.backend_testing import to_numpy
 from tests.viz import models
 
 RNG = np.random.default_rng(4)
@@ -16,7 +17,7 @@ def test_aprelu_slopes_equal_the_layers_own_slopes():
     assert list(slopes) == ["backbone/aprelu"]
     backbone = model.get_layer("backbone")
     layer = backbone.get_layer("aprelu")
-    expected = np.asarray(layer.slopes(backbone.get_layer("conv1")(x)))
+    expected = to_numpy(layer.slopes(backbone.get_layer("conv1")(x)))
     np.testing.assert_allclose(
         slopes["backbone/aprelu"], expected, rtol=1e-5, atol=1e-6
     )

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from keras_aprelu import viz
+from tests.backend_testing import to_numpy
 from tests.viz import models
 
 RNG = np.random.default_rng(3)
@@ -45,7 +46,7 @@ def test_feature_maps_equal_the_layer_output():
     x = RNG.random((5, 8, 8, 2)).astype("float32")
     sub = keras.Model(model.input, model.get_layer("aprelu").output)
     got = viz.feature_maps(model, x, "aprelu", batch_size=2)
-    np.testing.assert_allclose(got, sub(x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got, to_numpy(sub(x)), rtol=1e-6, atol=1e-6)
 
 
 def test_activation_maximization_excites_its_filter():
@@ -57,8 +58,8 @@ def test_activation_maximization_excites_its_filter():
     assert images.min() >= 0.0 and images.max() <= 1.0
     sub = keras.Model(model.input, model.get_layer("conv2").output)
     start = np.random.default_rng(0).normal(0.5, 0.01, (2, 8, 8, 2))
-    before = np.asarray(sub(start)).mean(axis=(1, 2))[[0, 1], [0, 3]]
-    after = np.asarray(sub(images)).mean(axis=(1, 2))[[0, 1], [0, 3]]
+    before = to_numpy(sub(start)).mean(axis=(1, 2))[[0, 1], [0, 3]]
+    after = to_numpy(sub(images)).mean(axis=(1, 2))[[0, 1], [0, 3]]
     np.testing.assert_allclose(after, scores, rtol=1e-4, atol=1e-5)
     assert np.all(after > before + 0.1)
 
@@ -67,7 +68,7 @@ def test_activation_maximization_of_a_class_uses_logits():
     model = models.randomize(models.functional(), seed=2)
     images = viz.activation_maximization(model, "dense", [0, 1, 2], steps=60, jitter=0)
     with viz_logits(model):
-        logits = np.asarray(model(images))
+        logits = to_numpy(model(images))
     # The image made for class c scores c higher than the others do.
     np.testing.assert_array_equal(np.argmax(logits, axis=0), [0, 1, 2])
 

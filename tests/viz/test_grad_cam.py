@@ -9,6 +9,7 @@ import keras_aprelu
 from keras_aprelu import viz
 from keras_aprelu.viz._cam import upsample
 from tests.backend_testing import tensorflow_only
+from tests.backend_testing import to_numpy
 from tests.viz import models
 
 RNG = np.random.default_rng(1)
@@ -100,7 +101,7 @@ def test_hires_cam_equals_grad_cam_where_the_gradient_is_constant():
 
 def test_hires_cam_and_layer_cam_equal_the_hand_formulas():
     model, dense = flatten_head_model()
-    w = np.asarray(dense.kernel)[:, 1].reshape(6, 6, 3)
+    w = to_numpy(dense.kernel)[:, 1].reshape(6, 6, 3)
     x = RNG.normal(size=(2, 6, 6, 3)).astype("float32")
     hires = viz.hires_cam(model, x, 1, layer="conv", normalize=False)
     np.testing.assert_allclose(
@@ -121,7 +122,7 @@ def test_gradient_cams_share_one_traced_function_across_ranks():
 
     # The features and gradients are traced once; each rule weighs them.
     model, dense = flatten_head_model()
-    w = np.asarray(dense.kernel)[:, 0].reshape(6, 6, 3)
+    w = to_numpy(dense.kernel)[:, 0].reshape(6, 6, 3)
     x = RNG.normal(size=(2, 6, 6, 3)).astype("float32")
     first = viz.hires_cam(model, x, 0, layer="conv", normalize=False)
     layer = viz.layer_cam(model, x, 0, layer="conv", normalize=False)
@@ -174,7 +175,7 @@ def test_hires_cam_counts_negative_features_with_negative_gradients():
 
 def naive_score_cam(model, x, targets, layer, weights):
     """One forward pass per sample and channel, upsampled by tf.image.resize."""
-    features = np.asarray(keras.Model(model.input, model.get_layer(layer).output)(x))
+    features = to_numpy(keras.Model(model.input, model.get_layer(layer).output)(x))
     size = x.shape[1:3]
     cams = []
     with models.logits(model):
@@ -185,13 +186,13 @@ def naive_score_cam(model, x, targets, layer, weights):
                 a = np.asarray(a)
                 span = a.max() - a.min()
                 mask = (a - a.min()) / span if span > 0 else np.zeros_like(a)
-                logits = np.asarray(model(x[i : i + 1] * mask[None, ..., None]))[0]
+                logits = to_numpy(model(x[i : i + 1] * mask[None, ..., None]))[0]
                 probabilities = np.exp(logits - logits.max())
                 probabilities /= probabilities.sum()
                 scores.append(
                     logits[target] if weights == "softmax" else probabilities[target]
                 )
-            w = np.asarray(scores)
+            w = to_numpy(scores)
             if weights == "softmax":
                 w = np.exp(w - w.max()) / np.exp(w - w.max()).sum()
             cam = np.maximum((features[i] * w).sum(-1), 0)
@@ -299,8 +300,8 @@ def test_default_map_made_by_an_op_is_read_at_the_pooling_input(caplog):
     with caplog.at_level(logging.INFO, logger="keras_aprelu.viz"):
         cam = viz.grad_cam(model, x, 1, normalize=False)
     assert "the input of layer 'gap'" in caplog.text
-    features = np.asarray(keras.Model(inp, z)(x))
-    w = np.asarray(dense.kernel)[:, 1]
+    features = to_numpy(keras.Model(inp, z)(x))
+    w = to_numpy(dense.kernel)[:, 1]
     expected = np.maximum(features @ w / 36, 0)
     np.testing.assert_allclose(cam, expected, rtol=1e-5, atol=1e-6)
     assert expected.max() > 0

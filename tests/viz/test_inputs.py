@@ -11,6 +11,7 @@ from keras_aprelu import viz
 from keras_aprelu.viz import _backend
 from tests.backend_testing import run_python
 from tests.backend_testing import tensorflow_only
+from tests.backend_testing import to_numpy
 from tests.backend_testing import vjp
 from tests.viz import models
 
@@ -173,8 +174,8 @@ def test_several_inputs_give_one_map_per_input():
     occ = viz.occlusion(model, [xa, xb], 2, patch_size=[4, 1], normalize=False)
     assert occ[0].shape == (3, 8, 8) and occ[1].shape == (3, 3)
     with models.logits(model, "head"):
-        clean = np.asarray(model([xa, xb]))[:, 2]
-        hidden = np.asarray(model([xa, np.where(np.eye(3)[0], 0, xb)]))[:, 2]
+        clean = to_numpy(model([xa, xb]))[:, 2]
+        hidden = to_numpy(model([xa, np.where(np.eye(3)[0], 0, xb)]))[:, 2]
     np.testing.assert_allclose(occ[1][:, 0], clean - hidden, rtol=1e-4, atol=1e-5)
     ig, gap = viz.integrated_gradients(
         model, [xa, xb], 2, steps=64, normalize=False, return_gap=True

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_aprelu import viz
 from keras_aprelu.viz import metrics
+from tests.backend_testing import to_numpy
 from tests.viz import models
 
 RNG = np.random.default_rng(41)
@@ -91,7 +92,7 @@ def test_a_softmax_model_is_scored_by_its_probability_of_the_predicted_class():
     x = RNG.normal(size=(3, 4, 4, 2)).astype("float32")
     maps = RNG.random((3, 4, 4))
     _, curves = metrics.deletion(model, x, maps, steps=4, return_curves=True)
-    probabilities = np.asarray(model(x))
+    probabilities = to_numpy(model(x))
     np.testing.assert_allclose(curves[:, 0], probabilities.max(axis=1), rtol=1e-5)
     _, inserted = metrics.insertion(model, x, maps, steps=4, return_curves=True)
     np.testing.assert_allclose(inserted[:, -1], probabilities.max(axis=1), rtol=1e-5)
@@ -183,7 +184,7 @@ def test_randomization_test_is_cumulative_from_the_top_with_spearman_correlation
         ]
         np.testing.assert_allclose(correlations, expected, rtol=1e-5, atol=1e-6)
         # Every step explains the class the original model predicted.
-        np.testing.assert_array_equal(target, np.argmax(np.asarray(model(x)), 1))
+        np.testing.assert_array_equal(target, np.argmax(to_numpy(model(x)), 1))
     assert result["conv1"].mean() < 0.9  # the maps depend on the weights
     for a, b in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # restored bit for bit
@@ -245,7 +246,7 @@ def test_randomization_never_collapses_a_weight_to_zero():
     seen = []
 
     def spying(model, x, target, **kwargs):
-        seen.append(np.asarray(model.get_layer("bn").gamma).copy())
+        seen.append(to_numpy(model.get_layer("bn").gamma).copy())
         return viz.saliency(model, x, target, **kwargs)
 
     result = metrics.randomization_test(model, x, spying)
@@ -263,7 +264,7 @@ def test_randomization_uses_the_layers_initializer_with_the_seed():
     kernels = []
 
     def spying(model, x, target, **kwargs):
-        kernels.append(np.asarray(model.get_layer("dense").kernel).copy())
+        kernels.append(to_numpy(model.get_layer("dense").kernel).copy())
         return viz.saliency(model, x, target, **kwargs)
 
     metrics.randomization_test(model, x, spying, layers=["dense"], seed=3)

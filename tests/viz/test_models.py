@@ -8,6 +8,7 @@ import pytest
 
 from keras_aprelu import viz
 from tests.backend_testing import tensorflow_only
+from tests.backend_testing import to_numpy
 from tests.backend_testing import vjp
 from tests.viz import models
 
@@ -97,7 +98,7 @@ def test_the_model_is_unchanged_after_a_call_and_after_a_failed_call(
     for style in ("functional", "nested", "subclassed"):
         model = twins[style]
         before = models.snapshot(model)
-        before["prediction"] = np.asarray(model(batch, training=False))
+        before["prediction"] = to_numpy(model(batch, training=False))
         METHODS[method](model, batch, None)
         models.assert_unchanged(model, before, batch)
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_aprelu import viz
+from tests.backend_testing import to_numpy
 from tests.viz import models
 
 RNG = np.random.default_rng(31)
@@ -57,7 +58,7 @@ def test_gradient_x_input_of_a_linear_model_by_hand():
     inp = keras.Input((5,))
     dense = keras.layers.Dense(2, use_bias=False)
     model = keras.Model(inp, dense(inp))
-    w = np.asarray(dense.kernel)[:, 0]
+    w = to_numpy(dense.kernel)[:, 0]
     x = RNG.normal(size=(3, 5)).astype("float32")
     copies = np.stack(
         [
@@ -120,7 +121,7 @@ def test_noise_is_per_input_whatever_the_chunking(model):
 
 def test_every_copy_is_scored_for_the_clean_prediction(model):
     x = RNG.random((4, 8, 8, 2)).astype("float32")
-    predicted = np.argmax(np.asarray(model(x)), axis=1)
+    predicted = np.argmax(to_numpy(model(x)), axis=1)
     np.testing.assert_allclose(
         viz.noise_tunnel(viz.saliency, model, x, samples=3, noise=0.5, seed=1),
         viz.noise_tunnel(

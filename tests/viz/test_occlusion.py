@@ -4,6 +4,7 @@ import pytest
 
 import keras_aprelu
 from keras_aprelu import viz
+from tests.backend_testing import to_numpy
 from tests.viz import models
 
 RNG = np.random.default_rng(2)
@@ -12,7 +13,7 @@ RNG = np.random.default_rng(2)
 def naive_occlusion(model, x, target, patch, stride, baseline):
     """One forward pass per patch, on the logits, counting overlaps."""
     with models.logits(model):
-        clean = np.asarray(model(x))
+        clean = to_numpy(model(x))
         out = np.zeros(x.shape[:3])
         count = np.zeros(x.shape[1:3])
         height, width = x.shape[1:3]
@@ -26,7 +27,7 @@ def naive_occlusion(model, x, target, patch, stride, baseline):
             for j in cols:
                 occluded = x.copy()
                 occluded[:, i : i + patch[0], j : j + patch[1]] = baseline
-                scores = np.asarray(model(occluded))
+                scores = to_numpy(model(occluded))
                 drop = (
                     clean[np.arange(len(x)), target] - scores[np.arange(len(x)), target]
                 )
@@ -79,7 +80,7 @@ def test_several_chunks_of_inputs_with_predicted_targets_match_a_naive_loop():
     # straddle passes, and each chunk picks its own predicted classes.
     model = models.randomize(models.functional(), seed=9)
     x = RNG.random((5, 8, 8, 2)).astype("float32")
-    predicted = np.argmax(np.asarray(model(x)), axis=1)
+    predicted = np.argmax(to_numpy(model(x)), axis=1)
     got = viz.occlusion(model, x, patch_size=3, stride=2, batch_size=2, normalize=False)
     expected = naive_occlusion(model, x, predicted, (3, 3), (2, 2), 0.0)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
@@ -134,13 +135,13 @@ def test_occlusion_of_a_conv1d_signal_equals_a_naive_loop():
     models.randomize(model, seed=4)
     x = RNG.normal(size=(2, 13, 2)).astype("float32")
     got = viz.occlusion(model, x, [2, 0], patch_size=4, stride=3, normalize=False)
-    clean = np.asarray(model(x))[[0, 1], [2, 0]]
+    clean = to_numpy(model(x))[[0, 1], [2, 0]]
     out, count = np.zeros((2, 13)), np.zeros(13)
     for start in [0, 3, 6, 9]:  # 9 + 4 = 13 reaches the end
         hidden = x.copy()
         hidden[:, start : start + 4] = 0.0
-        out[:, start : start + 4] += (
-            clean - np.asarray(model(hidden))[[0, 1], [2, 0]]
-        )[:, None]
+        out[:, start : start + 4] += (clean - to_numpy(model(hidden))[[0, 1], [2, 0]])[
+            :, None
+        ]
         count[start : start + 4] += 1
     np.testing.assert_allclose(got, out / count, rtol=1e-4, atol=1e-5)

@@ -5,6 +5,7 @@ import pytest
 
 from keras_aprelu import viz
 from keras_aprelu.viz import plotting
+from tests.backend_testing import to_numpy
 from tests.viz import models
 
 RNG = np.random.default_rng(6)
@@ -167,7 +168,7 @@ def test_three_d_kernels_are_drawn_as_slices_not_colours():
         [keras.Input((6, 6, 6, 1)), keras.layers.Conv3D(2, 3, name="conv")]
     )
     fig = plotting.plot_filters(model)
-    kernel = np.asarray(model.get_layer("conv").kernel)[..., 0, 0]  # (3, 3, 3)
+    kernel = to_numpy(model.get_layer("conv").kernel)[..., 0, 0]  # (3, 3, 3)
     drawn = np.asarray(fig.axes[0].get_images()[0].get_array())
     assert drawn.shape == (3, 11)  # three 3x3 slices with a gap between
     np.testing.assert_allclose(drawn[:, :3], kernel[0], rtol=1e-6)

@@ -5,6 +5,7 @@ import pytest
 import keras_aprelu
 from keras_aprelu import viz
 from keras_aprelu.viz import _inputs
+from tests.backend_testing import to_numpy
 from tests.viz import models
 
 RNG = np.random.default_rng(0)
@@ -30,7 +31,7 @@ def test_saliency_of_a_linear_model_is_abs_weight_column(activation):
 def test_logits_false_takes_the_softmax_gradient():
     model, w = linear_model(activation="softmax")
     x = RNG.normal(size=(2, 5)).astype("float32")
-    p = np.asarray(model(x))
+    p = to_numpy(model(x))
     maps = viz.saliency(model, x, 1, logits=False, normalize=False)
     # d softmax_1 / dx = p1 * (w_1 - sum_k p_k w_k)
     expected = np.abs(p[:, 1:2] * (w[:, 1] - p @ w.T))
@@ -40,7 +41,7 @@ def test_logits_false_takes_the_softmax_gradient():
 def test_predicted_class_is_the_default_target():
     model, w = linear_model()
     x = RNG.normal(size=(6, 5)).astype("float32")
-    predicted = np.argmax(np.asarray(model(x)), axis=1)
+    predicted = np.argmax(to_numpy(model(x)), axis=1)
     maps = viz.saliency(model, x, normalize=False)
     np.testing.assert_allclose(maps, np.abs(w[:, predicted].T), rtol=1e-6)
 
@@ -152,7 +153,7 @@ def test_aprelu_rule_holds_its_slopes_constant(modifier):
     model, w1, w2 = two_layer(layer)
     x = RNG.normal(size=(6, 3)).astype("float32")
     h = x @ w1
-    alpha = np.asarray(layer.slopes(h))
+    alpha = to_numpy(layer.slopes(h))
     upstream = np.maximum(w2[:, 0], 0)
     if modifier == "guided":
         dx = (np.where(h > 0, 1.0, alpha) * upstream) @ w1.T
@@ -222,7 +223,7 @@ def test_gradient_x_input_sums_over_channels():
     inp = keras.Input((4, 4, 3))
     dense = keras.layers.Dense(2, use_bias=False)
     model = keras.Model(inp, dense(keras.layers.Flatten()(inp)))
-    w = np.asarray(dense.kernel)[:, 0].reshape(4, 4, 3)
+    w = to_numpy(dense.kernel)[:, 0].reshape(4, 4, 3)
     x = RNG.normal(size=(2, 4, 4, 3)).astype("float32")
     got = viz.gradient_x_input(model, x, 0, normalize=False)
     np.testing.assert_allclose(got, (x * w).sum(-1), rtol=1e-5, atol=1e-6)
@@ -275,7 +276,7 @@ def test_smoothgrad_averages_noisy_maps():
 def test_smoothgrad_uses_the_clean_prediction_for_every_copy():
     model, w = linear_model()
     x = RNG.normal(size=(4, 5)).astype("float32")
-    predicted = np.argmax(np.asarray(model(x)), axis=1)
+    predicted = np.argmax(to_numpy(model(x)), axis=1)
     maps = viz.saliency(model, x, smooth_samples=16, smooth_noise=3.0, normalize=False)
     np.testing.assert_allclose(maps, np.abs(w[:, predicted].T), rtol=1e-5)
 
@@ -298,8 +299,8 @@ def test_integrated_gradients_satisfy_completeness():
         model, x, 1, steps=128, normalize=False, return_gap=True
     )
     with keras_aprelu_logits(model):
-        fx = np.asarray(model(x))[:, 1]
-        f0 = np.asarray(model(np.zeros_like(x)))[:, 1]
+        fx = to_numpy(model(x))[:, 1]
+        f0 = to_numpy(model(np.zeros_like(x)))[:, 1]
     total = maps.reshape(3, -1).sum(axis=1)
     np.testing.assert_allclose(total - (fx - f0), gap, rtol=1e-3, atol=1e-4)
     assert np.all(np.abs(gap) < 0.02 * np.abs(fx - f0).max())
@@ -369,7 +370,7 @@ def test_integrated_gradients_on_a_conv1d_signal_satisfy_completeness():
         model, x, 0, steps=256, normalize=False, return_gap=True
     )
     assert maps.shape == (3, 16)
-    fx, f0 = np.asarray(model(x))[:, 0], np.asarray(model(np.zeros_like(x)))[:, 0]
+    fx, f0 = to_numpy(model(x))[:, 0], to_numpy(model(np.zeros_like(x)))[:, 0]
     np.testing.assert_allclose(maps.sum(axis=1) - (fx - f0), gap, rtol=1e-3, atol=1e-4)
     assert np.all(np.abs(gap) < 0.02 * np.abs(fx - f0).max())
 

@@ -108,7 +108,9 @@ def to_numpy(value):
     """A backend tensor (or a TensorFlow one, from a dataset) as NumPy."""
     if isinstance(value, np.ndarray):
         return value
-    if hasattr(value, "numpy") and not hasattr(value, "detach"):
+    if hasattr(value, "detach"):  # a torch tensor, perhaps requiring grad
+        return value.detach().cpu().numpy()
+    if hasattr(value, "numpy"):  # a TensorFlow tensor
         return value.numpy()
     return keras.ops.convert_to_numpy(value)
 
