@@ -17,6 +17,20 @@ def check_int_axis(axis, *, allow_none=False):
     return int(axis)
 
 
+def check_int_axes(axes, name):
+    """Type check for an argument that holds one axis or a list of them;
+    returns a list of ints."""
+    if isinstance(axes, numbers.Integral) and not isinstance(axes, bool):
+        return [int(axes)]
+    if not isinstance(axes, (list, tuple)) or not all(
+        isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in axes
+    ):
+        raise ValueError(
+            f"`{name}` must be an int or a list of ints. Received: {name}={axes!r}"
+        )
+    return [int(a) for a in axes]
+
+
 def check_positive_int(value, name, *, allow_none=False):
     if value is None and allow_none:
         return None

@@ -31,6 +31,15 @@ def _tensorflow_kernels():
     return _tf_ops
 
 
+def floating(x, dtype):
+    """`x`, cast to `dtype` if it is not floating point (int images), as
+    `keras.layers.PReLU` does on PyTorch; the same on every backend. Keras
+    casts floating inputs to a layer's compute dtype itself."""
+    if keras.backend.is_float_dtype(keras.backend.standardize_dtype(x.dtype)):
+        return x
+    return ops.cast(x, dtype)
+
+
 def parametric_relu(x, alpha, *, fused=False):
     """relu(x) + alpha * min(x, 0), with `alpha` broadcastable to `x`.
 

@@ -146,6 +146,7 @@ class APReLU(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         _checks.check_built_shape(inputs.shape, self._built_shape, self.name)
+        inputs = _ops.floating(inputs, self.compute_dtype)
         inputs, alpha = self._slopes(inputs, training)
         shape = _ops.slope_shape(
             len(inputs.shape),

@@ -84,9 +84,7 @@ class PReLU(keras.layers.Layer):
         self.alpha_constraint = keras.constraints.get(alpha_constraint)
         self.axis = _checks.check_int_axis(axis, allow_none=True)
         if shared_axes is not None:
-            if isinstance(shared_axes, int):
-                shared_axes = [shared_axes]
-            shared_axes = [_checks.check_int_axis(a) for a in list(shared_axes)]
+            shared_axes = _checks.check_int_axes(shared_axes, "shared_axes")
             if self.axis != -1:
                 raise ValueError(
                     "Pass either `axis` or `shared_axes`, not both: "
@@ -130,6 +128,7 @@ class PReLU(keras.layers.Layer):
 
     def call(self, inputs):
         _checks.check_built_shape(inputs.shape, self._built_shape, self.name)
+        inputs = _ops.floating(inputs, self.compute_dtype)
         return _ops.parametric_relu(inputs, ops.convert_to_tensor(self.alpha))
 
     def get_config(self):

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_aprelu import APReLU
 from keras_aprelu import PReLU
 from keras_aprelu import activations
 from tests.backend_testing import layer_function
@@ -129,7 +130,13 @@ def test_regularizer_and_constraint_apply():
     [
         ({"axis": 1.5}, r"`axis` must be an int or None\. Received: axis=1\.5"),
         ({"axis": 2, "shared_axes": [1]}, r"Pass either `axis` or `shared_axes`"),
-        ({"shared_axes": ["a"]}, r"`axis` must be an int\. Received: axis='a'"),
+        (
+            {"shared_axes": ["a"]},
+            r"`shared_axes` must be an int or a list of ints\. "
+            r"Received: shared_axes=\['a'\]",
+        ),
+        ({"shared_axes": "a"}, r"Received: shared_axes='a'"),
+        ({"shared_axes": [1, True]}, r"Received: shared_axes=\[1, True\]"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, message):
@@ -156,3 +163,15 @@ def test_bad_shapes():
         layer(np.zeros((1, 4, 5)))
     with pytest.raises(ValueError, match=r"Received: inputs.shape=\(1, 4\)"):
         layer(np.zeros((1, 4)))
+
+
+@pytest.mark.parametrize("layer_class", [PReLU, APReLU], ids=["PReLU", "APReLU"])
+def test_int_inputs_are_cast_to_the_compute_dtype_on_every_backend(layer_class):
+    # They failed inside the op on TensorFlow and PyTorch, and worked on JAX.
+    x = np.arange(-8, 8, dtype="int32").reshape(2, 2, 2, 2)
+    layer = layer_class()
+    as_float = to_numpy(layer(x.astype("float32")))
+    as_int = layer(x)
+    assert keras.backend.standardize_dtype(as_int.dtype) == "float32"
+    np.testing.assert_array_equal(to_numpy(as_int), as_float)
+    assert np.any(as_float < 0)  # the negative slope was applied
