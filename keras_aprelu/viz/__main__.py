@@ -10,25 +10,34 @@ with exit status 2, as argparse reports a bad option.
 import argparse
 import os
 import sys
+import zipfile
 
 import numpy as np
 
-# method -> (function name, fixed keyword arguments, options it takes)
+# method -> (function name, fixed keyword arguments, options it takes,
+# the name a figure shows)
 METHODS = {
-    "saliency": ("saliency", {}, ()),
-    "guided": ("saliency", {"modifier": "guided"}, ()),
-    "deconvnet": ("saliency", {"modifier": "deconvnet"}, ()),
-    "smoothgrad": ("saliency", {}, ("samples", "noise", "seed")),
-    "gradient_x_input": ("gradient_x_input", {}, ()),
-    "integrated_gradients": ("integrated_gradients", {}, ("steps", "baseline")),
-    "grad_cam": ("grad_cam", {}, ("layer",)),
-    "grad_cam_plus_plus": ("grad_cam_plus_plus", {}, ("layer",)),
-    "hires_cam": ("hires_cam", {}, ("layer",)),
-    "layer_cam": ("layer_cam", {}, ("layer",)),
-    "score_cam": ("score_cam", {}, ("layer",)),
-    "guided_grad_cam": ("guided_grad_cam", {}, ("layer",)),
-    "occlusion": ("occlusion", {}, ("patch_size", "stride", "baseline")),
+    "saliency": ("saliency", {}, (), "Saliency"),
+    "guided": ("saliency", {"modifier": "guided"}, (), "Guided backprop"),
+    "deconvnet": ("saliency", {"modifier": "deconvnet"}, (), "Deconvnet"),
+    "smoothgrad": ("saliency", {}, ("samples", "noise", "seed"), "SmoothGrad"),
+    "gradient_x_input": ("gradient_x_input", {}, (), "Gradient x input"),
+    "integrated_gradients": (
+        "integrated_gradients",
+        {},
+        ("steps", "baseline"),
+        "Integrated gradients",
+    ),
+    "grad_cam": ("grad_cam", {}, ("layer",), "Grad-CAM"),
+    "grad_cam_plus_plus": ("grad_cam_plus_plus", {}, ("layer",), "Grad-CAM++"),
+    "hires_cam": ("hires_cam", {}, ("layer",), "HiResCAM"),
+    "layer_cam": ("layer_cam", {}, ("layer",), "Layer-CAM"),
+    "score_cam": ("score_cam", {}, ("layer",), "Score-CAM"),
+    "guided_grad_cam": ("guided_grad_cam", {}, ("layer",), "Guided Grad-CAM"),
+    "occlusion": ("occlusion", {}, ("patch_size", "stride", "baseline"), "Occlusion"),
 }
+# Options that count something: at least 1.
+_COUNTS = ("samples", "steps", "patch_size", "stride", "batch_size", "max_rows")
 # option -> the keyword argument of the viz function it sets
 _KEYWORDS = {
     "samples": "smooth_samples",
@@ -104,7 +113,15 @@ def _parser():
 
 def keywords(args):
     """The viz function and its keyword arguments for the parsed `args`."""
-    function, fixed, accepted = METHODS[args.method]
+    function, fixed, accepted, _ = METHODS[args.method]
+    for option in _COUNTS:
+        value = getattr(args, option)
+        values = value if isinstance(value, list) else [value]
+        if value is not None and any(v < 1 for v in values):
+            flag = "--" + option.replace("_", "-")
+            raise ValueError(
+                f"{flag} must be at least 1. Received: {flag} {_shown(value)}"
+            )
     kwargs = dict(fixed)
     for option, keyword in _KEYWORDS.items():
         value = getattr(args, option)
@@ -114,7 +131,9 @@ def keywords(args):
             flag = "--" + option.replace("_", "-")
             raise ValueError(
                 f"{flag} does not apply to --method {args.method}; it applies to "
-                + ", ".join(m for m, (_, _, opts) in METHODS.items() if option in opts)
+                + ", ".join(
+                    m for m, (_, _, opts, _) in METHODS.items() if option in opts
+                )
                 + f". Received: {flag} {_shown(value)}"
             )
         if isinstance(value, list):
@@ -171,6 +190,30 @@ def _with_suffix(path, suffix):
     return path if path.endswith(suffix) else path + suffix
 
 
+def _figure_path(path):
+    """Where matplotlib writes `path`: with ".png" added when it has no
+    extension."""
+    return path if os.path.splitext(path)[1] else path + ".png"
+
+
+def _check_folder(path, flag):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(
+            f"{flag} must be a file in an existing folder; {folder} does not "
+            f"exist. Received: {flag} {path}"
+        )
+
+
+def _as_flags(message):
+    """The API's argument names in `message`, as the CLI's flags."""
+    for option, keyword in _KEYWORDS.items():
+        flag = "--" + option.replace("_", "-")
+        message = message.replace(f"`{keyword}`", flag)
+        message = message.replace(f"Received: {keyword}=", f"Received: {flag} ")
+    return message
+
+
 def run(args):
     import keras
 
@@ -178,14 +221,23 @@ def run(args):
     from keras_aprelu.viz import plotting
 
     keywords(args)  # option errors first, before the slow loading
+    _check_folder(args.out, "--out")
+    if args.maps:
+        _check_folder(args.maps, "--maps")
     if not os.path.isfile(args.model):
         raise ValueError(
             f"`model` must be an existing .keras file. Received: {args.model}"
         )
+    if not zipfile.is_zipfile(args.model):
+        raise ValueError(
+            "`model` must be a .keras file, a zip archive as model.save "
+            f"writes it; this file is not one. Received: {args.model}"
+        )
     try:
         model = keras.saving.load_model(args.model)
-    except (ValueError, OSError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
+        text = str(error).strip().strip('"')
+        first = text.splitlines()[0] if text else type(error).__name__
         raise ValueError(
             f"`model` could not be loaded as a Keras model ({first}). "
             f"Received: {args.model}"
@@ -198,11 +250,28 @@ def run(args):
         np.save(path, maps)
         messages.append(f"maps {maps.shape} saved to {path}")
     rows = min(len(x), args.max_rows)
-    figure = plotting.plot_heatmaps(x, {args.method: maps}, max_rows=rows)
-    figure.savefig(args.out, dpi=120)
+    title = METHODS[args.method][3]
+    figure = plotting.plot_heatmaps(
+        x, {title: maps}, row_titles=_classes(model, x, args.target), max_rows=rows
+    )
+    path = _figure_path(args.out)
+    figure.savefig(path, dpi=120)
     shown = f" (the first {rows} of {len(x)} inputs)" if rows < len(x) else ""
-    messages.append(f"figure saved to {args.out}{shown}")
+    messages.append(f"figure saved to {path}{shown}")
     return messages
+
+
+def _classes(model, x, target):
+    """The row titles: the class each input's map explains ("class 3"), or
+    None when the model's output is not a (batch, classes) array."""
+    if target is not None:
+        classes = target * len(x) if len(target) == 1 else target
+    else:
+        outputs = model.predict(x, verbose=0)
+        if not isinstance(outputs, np.ndarray) or outputs.ndim != 2:
+            return None
+        classes = np.argmax(outputs, axis=-1)
+    return [f"class {int(c)}" for c in classes]
 
 
 def main(argv=None):
@@ -211,7 +280,7 @@ def main(argv=None):
     try:
         messages = run(args)
     except (ValueError, TypeError, ImportError) as error:
-        message = " ".join(str(error).split())
+        message = _as_flags(" ".join(str(error).split()))
         parser.exit(2, f"{parser.prog}: error: {message}\n")
     for message in messages:
         print(message)

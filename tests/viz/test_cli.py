@@ -86,7 +86,16 @@ def run_cli(argv, capsys):
     "extra, message",
     [
         (["--target", "9"], r"`target` must lie in \[0, 2\].*Received: target=9"),
-        (["--batch-size", "0"], "`batch_size` must be a positive int"),
+        (["--batch-size", "0"], r"--batch-size must be at least 1\. Received: "),
+        (
+            ["--method", "smoothgrad", "--samples", "0"],
+            r"--samples must be at least 1\. Received: --samples 0",
+        ),
+        # The API's errors name the flags, not the keyword arguments.
+        (
+            ["--method", "smoothgrad", "--noise", "-1"],
+            r"--noise must be .*Received: --noise -1",
+        ),
         (["--method", "saliency", "--layer", "conv2"], "--layer does not apply"),
         (["--method", "occlusion", "--steps", "3"], "--steps does not apply"),
     ],
@@ -107,7 +116,7 @@ def test_cli_refuses_missing_and_wrong_files_in_one_line(tmp_path, capsys):
         ([str(tmp_path / "missing.keras"), x_path], "`model` must be an existing"),
         ([model_path, str(tmp_path / "x.npz")], "not an .npz archive"),
         ([model_path, model_path], "`inputs` must be a .npy file"),
-        ([x_path, x_path], "`model` could not be loaded"),
+        ([x_path, x_path], "`model` must be a .keras file, a zip archive"),
     ]
     for argv, message in cases:
         code, err = run_cli(argv, capsys)
@@ -169,3 +178,76 @@ def test_cli_on_a_conv1d_model(tmp_path, capsys):
         ]
     )
     assert code == 0 and (tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_cli_checks_output_folders_before_computing(tmp_path, capsys, monkeypatch):
+    _, _, model_path, x_path = saved(tmp_path)
+    computed = []
+    monkeypatch.setattr(cli, "compute", lambda *a: computed.append(1))
+    for flag in ("--out", "--maps"):
+        target = str(tmp_path / "no" / "such" / "fig.png")
+        code, err = run_cli([model_path, x_path, flag, target], capsys)
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"{flag} must be a file in an existing folder" in err
+        assert f"Received: {flag} {target}" in err
+    assert not computed
+
+
+def test_cli_refuses_files_that_are_not_keras_archives(tmp_path, capsys):
+    import zipfile
+
+    _, _, _, x_path = saved(tmp_path)
+    text = tmp_path / "text.keras"
+    text.write_text("not a model")
+    other_zip = tmp_path / "other.keras"
+    with zipfile.ZipFile(other_zip, "w") as archive:
+        archive.writestr("notes.txt", "no config.json here")
+    cases = [
+        (text, r"`model` must be a .keras file, a zip archive .*text\.keras"),
+        (other_zip, r"`model` could not be loaded as a Keras model \(There is no"),
+    ]
+    for path, message in cases:
+        code, err = run_cli([str(path), x_path], capsys)
+        assert code == 2 and err.count("\n") == 1, err
+        assert re.search(message, err), err
+
+
+def test_cli_prints_the_path_it_wrote_and_titles_the_figure(
+    tmp_path, capsys, monkeypatch
+):
+    _, _, model_path, x_path = saved(tmp_path)
+    from keras_aprelu.viz import plotting
+
+    drawn = {}
+    original = plotting.plot_heatmaps
+
+    def recording(images, maps, **kwargs):
+        drawn.update(columns=list(maps), rows=kwargs.get("row_titles"))
+        return original(images, maps, **kwargs)
+
+    monkeypatch.setattr(plotting, "plot_heatmaps", recording)
+    out = tmp_path / "fig_noext"
+    cli.main(
+        [model_path, x_path, "--method", "grad_cam", "--target", "1", "--out", str(out)]
+    )
+    written = tmp_path / "fig_noext.png"
+    assert written.exists() and not out.exists()
+    assert f"figure saved to {written}" in capsys.readouterr().out
+    assert drawn == {"columns": ["Grad-CAM"], "rows": ["class 1", "class 1"]}
+
+
+def test_cli_titles_rows_with_the_predicted_class(tmp_path, capsys, monkeypatch):
+    model, x, model_path, x_path = saved(tmp_path)
+    from keras_aprelu.viz import plotting
+
+    rows = []
+    original = plotting.plot_heatmaps
+
+    def recording(images, maps, **kwargs):
+        rows.extend(kwargs.get("row_titles"))
+        return original(images, maps, **kwargs)
+
+    monkeypatch.setattr(plotting, "plot_heatmaps", recording)
+    cli.main([model_path, x_path, "--out", str(tmp_path / "f.png")])
+    predicted = np.argmax(model.predict(x, verbose=0), axis=-1)
+    assert rows == [f"class {c}" for c in predicted]
