@@ -104,6 +104,11 @@ def _parser():
         "--maps", default=None, help="also save the raw maps (.npy) to this file"
     )
     parser.add_argument(
+        "--colorbar",
+        action="store_true",
+        help="draw a colour bar beside every map (signed maps: for and against)",
+    )
+    parser.add_argument(
         "--no-normalize",
         action="store_true",
         help="keep the raw, signed values instead of scaling to [0, 1]",
@@ -252,7 +257,11 @@ def run(args):
     rows = min(len(x), args.max_rows)
     title = METHODS[args.method][3]
     figure = plotting.plot_heatmaps(
-        x, {title: maps}, row_titles=_classes(model, x, args.target), max_rows=rows
+        x,
+        {title: maps},
+        row_titles=_classes(model, x, args.target),
+        max_rows=rows,
+        colorbar=args.colorbar,
     )
     path = _figure_path(args.out)
     figure.savefig(path, dpi=120)

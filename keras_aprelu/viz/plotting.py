@@ -30,10 +30,17 @@ def _pyplot():
     return plt
 
 
-def _figure(rows, cols, size=2.0):
+def _figure(rows, cols, size=2.0, widths=None):
+    """A grid of panels `size` inches high; `widths`, if given, the relative
+    width of each column (1 is square)."""
     plt = _pyplot()
+    widths = widths or [1.0] * cols
     fig, axes = plt.subplots(
-        rows, cols, figsize=(size * cols, size * rows), squeeze=False
+        rows,
+        cols,
+        figsize=(size * sum(widths), size * rows),
+        squeeze=False,
+        gridspec_kw={"width_ratios": widths},
     )
     return fig, axes
 
@@ -149,19 +156,21 @@ def _draw(ax, image, heatmap=None, alpha=0.5, cmap=None, rank=None):
         image = _as_image(image)
         ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
         if heatmap is not None:
-            ax.imshow(heatmap, **scale)
-        return
+            return ax.imshow(heatmap, **scale)
+        return None
     signal = _as_signal(image)
     length = len(signal)
     low, high = float(signal.min()), float(signal.max())
+    drawn = None
     if heatmap is not None:
-        ax.imshow(
+        drawn = ax.imshow(
             heatmap.reshape(1, -1),
             aspect="auto",
             extent=(0, length, low, high if high > low else low + 1),
             **scale,
         )
     ax.plot(np.arange(length), signal, color="black", linewidth=0.8)
+    return drawn
 
 
 def _draw_map(ax, heatmap, cmap=None):
@@ -175,7 +184,7 @@ def _draw_map(ax, heatmap, cmap=None):
         heatmap = heatmap[depth]
         ax.set_xlabel(f"slice {depth}", fontsize=7)
     strip = heatmap.ndim == 1  # a 1-D signal's map, drawn as a band
-    ax.imshow(
+    return ax.imshow(
         heatmap[None] if strip else heatmap,
         cmap=cmap,
         vmin=vmin,
@@ -293,7 +302,15 @@ def _fits(image, heatmap):
 
 
 def plot_heatmaps(
-    images, maps, *, overlay=True, alpha=0.5, cmap=None, row_titles=None, max_rows=8
+    images,
+    maps,
+    *,
+    overlay=True,
+    alpha=0.5,
+    cmap=None,
+    row_titles=None,
+    max_rows=8,
+    colorbar=False,
 ):
     """A grid: one row per input, the input and then one column per method.
 
@@ -310,6 +327,12 @@ def plot_heatmaps(
             non-negative maps and "RdBu_r" for signed ones.
         row_titles: Optional titles of the rows (for example the labels).
         max_rows: Largest number of rows drawn. Defaults to 8.
+        colorbar: Draw a colour bar beside every map. A signed map's bar
+            is symmetric around 0 and says which side is for the class
+            (red) and which against it (blue). Defaults to `False`.
+
+    A map that is zero everywhere is marked "no attribution" in its panel
+    rather than drawn as a flat colour. Long column titles wrap.
 
     Returns:
         The Figure.
@@ -323,7 +346,9 @@ def plot_heatmaps(
                 f"({len(images)}). Received: maps[{title!r}] of length {len(values)}"
             )
     rows = min(len(images), max_rows)
-    fig, axes = _figure(rows, 1 + len(maps))
+    # A column with colour bars is wider by the bars' room.
+    widths = [1.0] + [1.3 if colorbar else 1.0] * len(maps)
+    fig, axes = _figure(rows, 1 + len(maps), widths=widths)
     for row in range(rows):
         rank = np.ndim(next(iter(maps.values()))[row])
         _draw(axes[row, 0], images[row], rank=rank)
@@ -331,16 +356,50 @@ def plot_heatmaps(
             axes[row, 0].set_ylabel(str(row_titles[row]))
         for col, (title, values) in enumerate(maps.items(), start=1):
             ax = axes[row, col]
-            if overlay:
-                _draw(ax, images[row], values[row], alpha, cmap)
+            heatmap = np.asarray(values[row])
+            if not np.any(heatmap):
+                _draw(ax, images[row], rank=rank)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no attribution",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0},
+                )
+            elif overlay:
+                drawn = _draw(ax, images[row], heatmap, alpha, cmap)
             else:
-                _draw_map(ax, values[row], cmap)
+                drawn = _draw_map(ax, heatmap, cmap)
+            if colorbar and np.any(heatmap) and drawn is not None:
+                _colorbar(fig, ax, drawn, signed=bool(heatmap.min() < 0))
             if row == 0:
-                ax.set_title(title)
+                ax.set_title(_wrapped(title), fontsize=9)
     if rows:
-        axes[0, 0].set_title("Input")
+        axes[0, 0].set_title("Input", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def _wrapped(title, width=18):
+    """A column title broken into lines of about `width` characters, so that
+    neighbouring titles do not run into each other."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(title), width)) or str(title)
+
+
+def _colorbar(fig, ax, drawn, signed):
+    bar = fig.colorbar(drawn, ax=ax, fraction=0.046, pad=0.03)
+    bar.solids.set_alpha(1.0)  # the scale itself, not the overlay's blend
+    bar.ax.tick_params(labelsize=6)
+    if signed:
+        low, high = drawn.get_clim()
+        bar.set_ticks([low, 0.0, high])
+        bar.set_ticklabels([f"{low:.2g}\nagainst", "0", f"{high:.2g}\nfor"])
+    return bar
 
 
 def _grid(items, titles=None, cmap="gray", columns=8, limits=None):
@@ -620,7 +679,7 @@ def plot_deletion_curves(curves, *, ax=None, ylabel="score"):
     from keras_aprelu.viz.metrics import areas
 
     curves = _curves_of(curves, "curves")
-    ax = _axes(ax)
+    ax = _axes(ax, size=(7, 3.5))  # room for the legend beside the axes
     for title, values in curves.items():
         if values.ndim != 2 or values.shape[1] < 2:
             raise ValueError(
@@ -634,7 +693,14 @@ def plot_deletion_curves(curves, *, ax=None, ylabel="score"):
         ax.fill_between(fraction, low, high, color=line[0].get_color(), alpha=0.15)
     ax.set_xlabel("fraction of positions moved")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8, title="method (area)")
+    # Beside the axes, where it cannot hide a curve.
+    ax.legend(
+        fontsize=8,
+        title="method (area)",
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+    )
     ax.figure.tight_layout()
     return ax.figure
 
@@ -661,7 +727,7 @@ def plot_randomization_test(results, *, ax=None):
             "dict randomization_test returns. Received: "
             f"results={type(results).__name__}"
         )
-    ax = _axes(ax, size=(6, 3.5))
+    ax = _axes(ax, size=(7.5, 3.5))  # room for the legend beside the axes
     steps = None
     for title, result in results.items():
         if not isinstance(result, dict) or not result:
@@ -689,6 +755,6 @@ def plot_randomization_test(results, *, ax=None):
     ax.set_xlabel("randomized down to layer")
     ax.set_ylabel("Spearman correlation")
     ax.set_ylim(-1, 1)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     ax.figure.tight_layout()
     return ax.figure

@@ -223,3 +223,37 @@ def test_randomization_plot_leaves_flat_maps_out_and_says_so():
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.7])
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["grad_cam (1 of 3 flat maps left out)"]
+
+
+def test_heatmaps_colorbar_zero_maps_and_long_titles():
+    rng = np.random.default_rng(0)
+    images = rng.random((2, 6, 6, 1))
+    signed = rng.normal(size=(2, 6, 6))
+    title = "Integrated gradients, signed, at the input"
+    fig = plotting.plot_heatmaps(
+        images,
+        {title: signed, "Layer-CAM": np.zeros((2, 6, 6))},
+        colorbar=True,
+    )
+    # Two rows of panels; one colour bar per signed map, none for zeros.
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(fig.axes) == 2 * 3 + 2 and len(bars) == 2
+    labels = [t.get_text() for t in bars[0].get_yticklabels()]
+    peak = np.abs(signed[0]).max()
+    assert labels == [f"{-peak:.2g}\nagainst", "0", f"{peak:.2g}\nfor"]
+    np.testing.assert_allclose(bars[0].get_ylim(), [-peak, peak], rtol=1e-6)
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    zero_panel = panels[2]
+    assert [t.get_text() for t in zero_panel.texts] == ["no attribution"]
+    assert len(zero_panel.get_images()) == 1  # the input, no flat heatmap
+    assert "\n" in panels[1].get_title()  # the long title wraps
+    assert not plotting.plot_heatmaps(images, {"a": signed}).axes[1].texts
+
+
+def test_deletion_legend_sits_beside_the_axes():
+    curves = {"Saliency": np.linspace(1, 0, 17)[None].repeat(2, 0)}
+    fig = plotting.plot_deletion_curves(curves)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # right of the plot area
