@@ -383,6 +383,13 @@ def plot_heatmaps(
     return fig
 
 
+def _integer_ticks():
+    """Ticks at whole numbers only (channels), never at 0.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def _wrapped(title, width=18):
     """A column title broken into lines of about `width` characters, so that
     neighbouring titles do not run into each other."""
@@ -537,6 +544,7 @@ def plot_aprelu_slopes(slopes, labels=None, *, max_channels=64):
         ax.plot(channels, q[2], marker=".", label="median")
         ax.set_ylim(0, 1)
         ax.set_xlabel("channel")
+        ax.xaxis.set_major_locator(_integer_ticks())
         ax.set_ylabel("slope alpha")
         ax.set_title(f"{path}: slopes over {len(values)} samples")
         ax.legend(fontsize=8)
@@ -552,6 +560,7 @@ def plot_aprelu_slopes(slopes, labels=None, *, max_channels=64):
             ax.set_ylabel("sample")
         image = ax.imshow(table, aspect="auto", cmap="viridis")
         ax.set_xlabel("channel")
+        ax.xaxis.set_major_locator(_integer_ticks())
         ax.set_title(
             "mean slope per class" if labels is not None else "slope per sample"
         )
@@ -574,7 +583,9 @@ def plot_dead_units(dead, *, ax=None):
             f"a fraction. Received: dead={type(dead).__name__}"
         )
     ax = _axes(ax, size=(max(4, 0.8 * len(dead)), 3))
-    ax.bar(range(len(dead)), [100 * v for v in dead.values()])
+    bars = ax.bar(range(len(dead)), [100 * v for v in dead.values()])
+    # The value on every bar: a layer with no dead unit has no bar to see.
+    ax.bar_label(bars, labels=[f"{100 * v:.1f}%" for v in dead.values()], fontsize=8)
     ax.set_xticks(range(len(dead)), list(dead), rotation=45, ha="right")
     ax.set_ylabel("dead units (%)")
     ax.set_ylim(0, 100)

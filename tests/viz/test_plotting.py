@@ -257,3 +257,16 @@ def test_deletion_legend_sits_beside_the_axes():
     ax = fig.axes[0]
     legend = ax.get_legend().get_window_extent()
     assert legend.x0 >= ax.get_window_extent().x1  # right of the plot area
+
+
+def test_dead_unit_bars_carry_their_value_and_slope_channels_are_whole():
+    fig = plotting.plot_dead_units({"act1": 0.0, "act2": 0.25})
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert labels == ["0.0%", "25.0%"]  # a layer with none dead still shows
+    slopes = {"act": np.random.default_rng(0).random((6, 4))}
+    fig = plotting.plot_aprelu_slopes(slopes, np.array([0, 1, 0, 1, 0, 1]))
+    fig.canvas.draw()
+    for ax in fig.axes[:2]:
+        ticks = ax.get_xticks()
+        shown = ticks[(ticks >= ax.get_xlim()[0]) & (ticks <= ax.get_xlim()[1])]
+        np.testing.assert_array_equal(shown, np.round(shown))
