@@ -104,6 +104,18 @@ def residual_unit(x, width, strides, activation, index):
 RESNET_ACTIVATIONS = ("relu", "prelu", "aprelu")
 
 
+def _resnet_input(activation, seed):
+    """Checks `activation` (one the paper compares), seeds the weights, and
+    returns the MNIST image input of a residual network."""
+    if activation not in RESNET_ACTIVATIONS:
+        raise ValueError(
+            f"`activation` must be one of {', '.join(RESNET_ACTIVATIONS)}. "
+            f"Received: activation={activation!r}"
+        )
+    keras.utils.set_random_seed(seed)
+    return keras.Input((28, 28, 1), name="image")
+
+
 def build_resnet(activation="aprelu", units=((16, 1), (32, 2), (32, 2)), seed=0):
     """The paper's residual network at small scale.
 
@@ -113,13 +125,7 @@ def build_resnet(activation="aprelu", units=((16, 1), (32, 2), (32, 2)), seed=0)
     `activation` (one of `RESNET_ACTIVATIONS`, the three the paper
     compares).
     """
-    if activation not in RESNET_ACTIVATIONS:
-        raise ValueError(
-            f"`activation` must be one of {', '.join(RESNET_ACTIVATIONS)}. "
-            f"Received: activation={activation!r}"
-        )
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((28, 28, 1), name="image")
+    inputs = _resnet_input(activation, seed)
     x = keras.layers.Conv2D(units[0][0], 3, padding="same", name="conv0")(inputs)
     for index, (width, strides) in enumerate(units, start=1):
         x = residual_unit(x, width, strides, activation, index)
@@ -222,13 +228,7 @@ def build_reference_resnet(activation="aprelu", seed=0):
     initialization; L2 as TFLearn's weight decay of 1e-4 on every
     convolution and on APReLU's Dense layers, not on the classifier.
     """
-    if activation not in RESNET_ACTIVATIONS:
-        raise ValueError(
-            f"`activation` must be one of {', '.join(RESNET_ACTIVATIONS)}. "
-            f"Received: activation={activation!r}"
-        )
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((28, 28, 1), name="image")
+    inputs = _resnet_input(activation, seed)
     x = keras.layers.Conv2D(
         16,
         3,
