@@ -37,12 +37,14 @@ def grad(fn, args, tap=False):
     args = list(args)
 
     def summed(args, shift):
+        shifted = []
+
         def tapped(value):
-            if shift is None:
-                return value
             # The first value tapped, alone, gets the shift.
-            tapped.count = getattr(tapped, "count", 0) + 1
-            return value + shift if tapped.count == 1 else value
+            if shift is None or shifted:
+                return value
+            shifted.append(True)
+            return value + shift
 
         scores, aux = fn(args, tapped)
         return jnp.sum(scores), (scores, aux)
