@@ -356,8 +356,8 @@ def _redrawn(layer, weight, rng):
 
 
 def _check_maps(maps, shape, method, which):
-    """`maps` as an array of `shape` (the count may be None: a stream)."""
-    maps = np.asarray(maps) if isinstance(maps, np.ndarray) else maps
+    """`maps`, checked to be an array of `shape` (the count may be None: a
+    stream)."""
     if not isinstance(maps, np.ndarray) or not (
         maps.shape[1:] == shape[1:] and shape[0] in (None, maps.shape[0])
     ):
@@ -449,7 +449,7 @@ def randomization_test(
                     weight.assign(_redrawn(layer, weight, rng))
             maps = _check_maps(
                 method(model, inputs, target, **method_kwargs),
-                shape,
+                original.shape,  # a stream's count is known from here on
                 method,
                 f"randomized (up to {path!r})",
             )
