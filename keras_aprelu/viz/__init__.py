@@ -17,19 +17,22 @@ weights, and the model is left as it was.
 """
 
 from keras_aprelu.viz import metrics as metrics  # the module, viz.metrics
-from keras_aprelu.viz.aprelu import aprelu_slopes
-from keras_aprelu.viz.aprelu import dead_units
-from keras_aprelu.viz.filters import activation_maximization
-from keras_aprelu.viz.filters import feature_maps
-from keras_aprelu.viz.filters import filters
-from keras_aprelu.viz.grad_cam import grad_cam
-from keras_aprelu.viz.grad_cam import grad_cam_plus_plus
-from keras_aprelu.viz.grad_cam import guided_grad_cam
-from keras_aprelu.viz.grad_cam import hires_cam
-from keras_aprelu.viz.grad_cam import layer_cam
-from keras_aprelu.viz.grad_cam import score_cam
-from keras_aprelu.viz.noise_tunnel import noise_tunnel
-from keras_aprelu.viz.occlusion import occlusion
+from keras_aprelu.viz._aprelu import aprelu_slopes
+from keras_aprelu.viz._aprelu import dead_units
+from keras_aprelu.viz._filters import activation_maximization
+from keras_aprelu.viz._filters import feature_maps
+from keras_aprelu.viz._filters import filters
+from keras_aprelu.viz._grad_cam import grad_cam
+from keras_aprelu.viz._grad_cam import grad_cam_plus_plus
+from keras_aprelu.viz._grad_cam import guided_grad_cam
+from keras_aprelu.viz._grad_cam import hires_cam
+from keras_aprelu.viz._grad_cam import layer_cam
+from keras_aprelu.viz._grad_cam import score_cam
+from keras_aprelu.viz._noise_tunnel import noise_tunnel
+from keras_aprelu.viz._occlusion import occlusion
+from keras_aprelu.viz._saliency import gradient_x_input
+from keras_aprelu.viz._saliency import integrated_gradients
+from keras_aprelu.viz._saliency import saliency
 from keras_aprelu.viz.plotting import overlay
 from keras_aprelu.viz.plotting import plot_activation_functions
 from keras_aprelu.viz.plotting import plot_activation_maximization
@@ -40,9 +43,6 @@ from keras_aprelu.viz.plotting import plot_feature_maps
 from keras_aprelu.viz.plotting import plot_filters
 from keras_aprelu.viz.plotting import plot_heatmaps
 from keras_aprelu.viz.plotting import plot_randomization_test
-from keras_aprelu.viz.saliency import gradient_x_input
-from keras_aprelu.viz.saliency import integrated_gradients
-from keras_aprelu.viz.saliency import saliency
 
 # The methods that return maps (batch, *spatial) from (model, inputs,
 # target): the names the callbacks accept.

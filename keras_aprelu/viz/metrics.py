@@ -62,8 +62,16 @@ def _curve_function(model, layout, steps, insert, size, targets):
 
 
 def areas(curves):
-    """The trapezoidal area of each curve, shape (batch,), over the fraction
-    [0, 1] of positions moved: curves of shape (batch, steps + 1)."""
+    """The trapezoidal area of each curve over the fraction [0, 1] of
+    positions moved.
+
+    Args:
+        curves: The curves of `deletion` or `insertion` (with
+            `return_curves=True`), shape `(batch, steps + 1)`.
+
+    Returns:
+        float32 array of shape `(batch,)`.
+    """
     curves = np.asarray(curves, "float32")
     steps = curves.shape[1] - 1
     return ((curves[:, :-1] + curves[:, 1:]).sum(axis=1) / (2 * steps)).astype(

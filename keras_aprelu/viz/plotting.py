@@ -226,6 +226,17 @@ def overlay(image, heatmap, *, alpha=0.5, cmap=None, ax=None):
     diverging `cmap` (default "RdBu_r"). Zero attribution is thus always the
     same colour.
 
+    Args:
+        image: One input, without the batch axis: (H, W[, C]), (T[, C]) or
+            (D, H, W[, C]), in [0, 1] or [0, 255].
+        heatmap: Its map, with the input's spatial shape (a map of
+            `keras_aprelu.viz` for that input).
+        alpha: Opacity of the map. Defaults to 0.5.
+        cmap: The colormap. Defaults to "jet" for a non-negative map and
+            "RdBu_r" for a signed one.
+        ax: A matplotlib Axes to draw into. Defaults to `None`: a new
+            figure.
+
     Returns:
         The Figure.
     """
@@ -445,10 +456,19 @@ def plot_filters(model, layer=None, *, max_filters=64, input_channel=None):
     slices side by side. All cells share one colour
     scale, symmetric around 0 (white), so weights compare across filters.
 
+    Args:
+        model: A Keras 3 model.
+        layer: The convolution layer: a name, a path into a nested model,
+            or a Layer. Defaults to the model's first convolution.
+        max_filters: Largest number of filters drawn. Defaults to 64.
+        input_channel: The input channel drawn. Defaults to `None`: the
+            colour kernel itself when it has 3 input channels, else the
+            mean over input channels.
+
     Returns:
         The Figure.
     """
-    from keras_aprelu.viz.filters import filters
+    from keras_aprelu.viz._filters import filters
 
     kernels = filters(model, layer)[:max_filters]
     if kernels.shape[-1] == 3 and kernels.ndim == 4 and input_channel is None:
@@ -475,12 +495,16 @@ def plot_feature_maps(model, image, layer, *, max_maps=64):
     slice for 3-D feature maps.
 
     Args:
+        model: A Keras 3 model.
         image: One input (without the batch axis).
+        layer: The layer whose outputs are drawn: a name, a path into a
+            nested model, or a Layer.
+        max_maps: Largest number of channels drawn. Defaults to 64.
 
     Returns:
         The Figure.
     """
-    from keras_aprelu.viz.filters import feature_maps
+    from keras_aprelu.viz._filters import feature_maps
 
     maps = feature_maps(model, np.asarray(image)[None], layer)[0]
     if maps.ndim < 2:
@@ -501,6 +525,10 @@ def plot_feature_maps(model, image, layer, *, max_maps=64):
 def plot_activation_maximization(images, titles=None):
     """The images of `activation_maximization`, as a grid.
 
+    Args:
+        images: The images, `(N, H, W[, C])`.
+        titles: Optional title of each image (for example the class).
+
     Returns:
         The Figure.
     """
@@ -518,6 +546,8 @@ def plot_aprelu_slopes(slopes, labels=None, *, max_channels=64):
     Args:
         slopes: The dict of `aprelu_slopes`, or one `(batch, C)` array.
         labels: Optional class of each sample, shape (batch,).
+        max_channels: Largest number of channels drawn per layer. Defaults
+            to 64.
 
     Returns:
         The Figure.
@@ -572,6 +602,11 @@ def plot_aprelu_slopes(slopes, labels=None, *, max_channels=64):
 def plot_dead_units(dead, *, ax=None):
     """A bar chart of `dead_units`: the fraction of dead units per layer.
 
+    Args:
+        dead: The dict of `dead_units`, from layer path to a fraction.
+        ax: A matplotlib Axes to draw into. Defaults to `None`: a new
+            figure.
+
     Returns:
         The Figure.
     """
@@ -612,6 +647,13 @@ def plot_activation_functions(
     Args:
         names: A subset of `"relu"`, `"leaky_relu"`, `"prelu"`, `"rrelu"`,
             `"aprelu"`, `"sigmoid"`, `"tanh"`. Defaults to all.
+        leaky_slope: LeakyReLU's negative slope. Defaults to 0.3, Keras's.
+        prelu_slope: The PReLU slope drawn. Defaults to 0.25, its initial
+            value.
+        rrelu_range: RReLU's `(lower, upper)`. Defaults to its own.
+        aprelu_range: The band of APReLU's slopes. Defaults to (0, 1),
+            every slope its sigmoid allows.
+        x_range: The x axis. Defaults to (-3, 3).
 
     Returns:
         The Figure, with the functions on the left and their derivatives on

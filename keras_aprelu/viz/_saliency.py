@@ -6,6 +6,7 @@ import numpy as np
 
 from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
+from keras_aprelu.viz import _docs
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _rules
 from keras_aprelu.viz import _scores
@@ -107,6 +108,19 @@ def _saliency_function(
     return _backend.compiled(model, key, build)
 
 
+@_docs.shared_args(
+    "model",
+    "inputs",
+    "target",
+    "logits",
+    "normalize",
+    "batch_size",
+    "progress",
+    notes={
+        "batch_size": "With SmoothGrad, a pass holds "
+        "`max(1, batch_size // smooth_samples)` inputs and all of their copies."
+    },
+)
 def saliency(
     model,
     inputs,
@@ -150,35 +164,13 @@ def saliency(
     The map does not depend on the sign of any layer's features.
 
     Args:
-        model: A Keras 3 model: Functional, Sequential, nested or
-            subclassed (one that was never called is built on the inputs,
-            as `predict` would).
-        inputs: What `model.predict` takes: an array or tensor, batch first
-            (channels first or last, as the model's layers say); a list or
-            dict of them for a model with several inputs; or a
-            `tf.data.Dataset` of batches (optionally `(x, y)` pairs),
-            streamed. NaN and Inf are refused.
-        target: `None` (the predicted class), an int (one class for every
-            input), a sequence of ints (one per input), or a callable
-            `score(outputs) -> (batch,)` for any other objective (a new
-            lambda with the same code reuses the compiled function).
         modifier: `None`, `"guided"` or `"deconvnet"`.
         smooth_samples: Noisy copies per input for SmoothGrad; 0 turns it
             off. Defaults to 0.
         smooth_noise: Noise level relative to each input's value range.
             Defaults to 0.2.
-        logits: Score the pre-activation logits when the model ends in
-            softmax or sigmoid. Defaults to `True`.
-        normalize: Divide each map's magnitude by its largest, so that it
-            lies in [0, 1] with 0 meaning no attribution. Signed maps
-            (integrated gradients, occlusion) then show the magnitude;
-            `False` returns the raw, signed values. Defaults to `True`.
-        batch_size: Samples per pass. With SmoothGrad, a pass holds
-            `max(1, batch_size // smooth_samples)` inputs and all of their
-            copies. Defaults to 64.
         seed: Seed of the SmoothGrad noise; input i of the batch gets the
             noise of (seed, i), however the batch is chunked. Defaults to 0.
-        progress: Show a progress bar. Defaults to `False`.
 
     Returns:
         float32 array of shape `(batch, *spatial)`: the input's shape
@@ -224,6 +216,9 @@ def saliency(
     return run.pack(run.run(step, compute))
 
 
+@_docs.shared_args(
+    "model", "inputs", "target", "logits", "normalize", "batch_size", "progress"
+)
 def gradient_x_input(
     model,
     inputs,
@@ -243,8 +238,6 @@ def gradient_x_input(
     not depend on the sign of any layer's features.
 
     Args:
-        model, inputs, target, logits, normalize, batch_size, progress: As
-            in `saliency`.
 
     Returns:
         As `saliency`.
@@ -316,6 +309,16 @@ def _ig_function(model, layout, logits, targets, steps):
     return _backend.compiled(model, key, build)
 
 
+@_docs.shared_args(
+    "model",
+    "inputs",
+    "target",
+    "logits",
+    "normalize",
+    "batch_size",
+    "progress",
+    notes={"target": "The predicted class is that of `x`, used along the whole path."},
+)
 def integrated_gradients(
     model,
     inputs,
@@ -346,9 +349,6 @@ def integrated_gradients(
     gradients. It does not depend on the sign of any layer's features.
 
     Args:
-        model, inputs, target, logits, normalize, batch_size, progress: As
-            in `saliency`. The predicted class is that of `x`, used along
-            the whole path.
         baseline: `x'`: a number, or an array of the shape of one input or
             of the whole batch; for several inputs, also a list or dict
             with one of those per input. Defaults to 0.0 (a black image).

@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
+from keras_aprelu.viz import _docs
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _masked
 from keras_aprelu.viz import _scores
@@ -92,6 +93,16 @@ def _heat(drops, corners, patch_size, spatial):
     return heat / np.maximum(covered, 1)
 
 
+@_docs.shared_args(
+    "model",
+    "inputs",
+    "target",
+    "logits",
+    "normalize",
+    "batch_size",
+    "progress",
+    notes={"target": "The predicted class is that of the clean input."},
+)
 def occlusion(
     model,
     inputs,
@@ -121,8 +132,6 @@ def occlusion(
     features.
 
     Args:
-        model, inputs, target, logits, normalize, batch_size, progress: As
-            in `saliency`. The predicted class is that of the clean input.
         patch_size: An int, or a tuple with one int per spatial axis; for
             several inputs, also a list or dict with one of those per input.
             Defaults to 4.

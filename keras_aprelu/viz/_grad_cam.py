@@ -11,10 +11,11 @@ import numpy as np
 from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _cam
+from keras_aprelu.viz import _docs
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _masked
+from keras_aprelu.viz import _saliency
 from keras_aprelu.viz import _scores
-from keras_aprelu.viz import saliency as _saliency
 
 __all__ = [
     "grad_cam",
@@ -156,24 +157,19 @@ def score_weighting(weights):
     return maps_of
 
 
-_COMMON = """
-    Args:
-        model, inputs, target, logits, normalize, batch_size, progress: As
-            in `keras_aprelu.viz.saliency`.
-        layer: A layer name, a path such as `"backbone/conv5"` into a nested
-            model, or a Layer. Defaults to the last feature map before the
-            pooling or flattening that leads to the head, found by running
-            the model (on ResNet50, `conv5_block3_out`); the choice is
-            logged at INFO level by the `keras_aprelu.viz` logger.
-
-    Returns:
-        float32 array of shape `(batch, *spatial)` of the inputs. For a
-        model with several inputs, a list (or dict) with the map upsampled
-        to each input that has the layer's number of spatial axes, and
-        None for the others.
-"""
+_cam_args = _docs.shared_args(
+    "model",
+    "inputs",
+    "target",
+    "logits",
+    "normalize",
+    "batch_size",
+    "progress",
+    "layer",
+)
 
 
+@_cam_args
 def grad_cam(
     model,
     inputs,
@@ -196,7 +192,15 @@ def grad_cam(
     non-negative features, as after a ReLU. On APReLU's signed features a
     channel with a positive weight but negative activations subtracts where
     it should add.
-    {common}
+
+    Args:
+
+    Returns:
+        float32 array of shape `(batch, *spatial)` of the inputs. For a
+        model with several inputs, a list (or dict) with the map upsampled
+        to each input that has the layer's number of spatial axes, and
+        None for the others.
+
     Cost: one forward and one (partial) backward pass per input.
     """
     return _cam.cam(
@@ -212,6 +216,7 @@ def grad_cam(
     )
 
 
+@_cam_args
 def grad_cam_plus_plus(
     model,
     inputs,
@@ -238,7 +243,15 @@ def grad_cam_plus_plus(
     and a map can vanish altogether: on the demo's APReLU CNN at `act2`,
     the map of one digit is zero everywhere. Prefer occlusion or
     integrated gradients there.
-    {common}
+
+    Args:
+
+    Returns:
+        float32 array of shape `(batch, *spatial)` of the inputs. For a
+        model with several inputs, a list (or dict) with the map upsampled
+        to each input that has the layer's number of spatial axes, and
+        None for the others.
+
     Cost: one forward and one (partial) backward pass per input.
     """
     return _cam.cam(
@@ -254,6 +267,7 @@ def grad_cam_plus_plus(
     )
 
 
+@_cam_args
 def hires_cam(
     model,
     inputs,
@@ -277,7 +291,15 @@ def hires_cam(
     It does not depend on the sign of the features: a negative activation
     with a negative gradient counts as evidence, as it does in the score,
     which makes it the CAM to read on APReLU's mostly negative features.
-    {common}
+
+    Args:
+
+    Returns:
+        float32 array of shape `(batch, *spatial)` of the inputs. For a
+        model with several inputs, a list (or dict) with the map upsampled
+        to each input that has the layer's number of spatial axes, and
+        None for the others.
+
     Cost: one forward and one (partial) backward pass per input.
     """
     return _cam.cam(
@@ -293,6 +315,7 @@ def hires_cam(
     )
 
 
+@_cam_args
 def layer_cam(
     model,
     inputs,
@@ -315,7 +338,15 @@ def layer_cam(
     gradients and assumes non-negative activations (as after a ReLU), so on
     APReLU's negative features a position with a positive gradient
     subtracts. Prefer `hires_cam` there.
-    {common}
+
+    Args:
+
+    Returns:
+        float32 array of shape `(batch, *spatial)` of the inputs. For a
+        model with several inputs, a list (or dict) with the map upsampled
+        to each input that has the layer's number of spatial axes, and
+        None for the others.
+
     Cost: one forward and one (partial) backward pass per input.
     """
     return _cam.cam(
@@ -331,6 +362,7 @@ def layer_cam(
     )
 
 
+@_cam_args
 def score_cam(
     model,
     inputs,
@@ -350,18 +382,22 @@ def score_cam(
     the maps are) and min-max scaled to [0, 1]; the input times that mask
     is scored, `s_k`, for the class predicted on the clean input. The map is
     `relu(sum_k w_k A_k)`, upsampled as in `grad_cam`, with
-    `w = softmax_k(s)` (`weights="softmax"`, the issue's and
-    pytorch-grad-cam's definition) or `w_k` = the softmax probability of
+    `w = softmax_k(s)` (`weights="softmax"`, pytorch-grad-cam's
+    definition) or `w_k` = the softmax probability of
     the class for the masked input (`weights="probability"`, the authors'
     code and tf-keras-vis).
 
     It uses no gradient, and does not depend on the sign of the features
     through the weights: a channel is weighed by what the input it keeps
     scores. Its map still adds `w_k A_k`, so negative features lower it.
-    {common}
-        weights: `"softmax"` or `"probability"`. Defaults to `"softmax"`.
 
     Only for a model with one input.
+
+    Args:
+        weights: `"softmax"` or `"probability"`. Defaults to `"softmax"`.
+
+    Returns:
+        float32 array of shape `(batch, *spatial)` of the input.
 
     Cost: one forward pass per input and channel of the layer, plus two;
     the masked copies run in passes of `batch_size`.
@@ -380,6 +416,7 @@ def score_cam(
     )
 
 
+@_cam_args
 def guided_grad_cam(
     model,
     inputs,
@@ -398,7 +435,15 @@ def guided_grad_cam(
     multiplied, pixel by pixel, by the upsampled Grad-CAM map, and then
     reduced over channels by the maximum absolute value. It inherits
     Grad-CAM's dependence on the sign of the features.
-    {common}
+
+    Args:
+
+    Returns:
+        float32 array of shape `(batch, *spatial)` of the inputs. For a
+        model with several inputs, a list (or dict) with the map upsampled
+        to each input that has the layer's number of spatial axes, and
+        None for the others.
+
     Cost: two forward and two backward passes per input.
     """
     normalize = _args.check_bool(normalize, "normalize")
@@ -419,15 +464,3 @@ def _product(guided, cams, normalize):
     if cams is None:
         return None
     return _inputs.finish(guided * cams, normalize)
-
-
-for _function in (
-    grad_cam,
-    grad_cam_plus_plus,
-    guided_grad_cam,
-    hires_cam,
-    layer_cam,
-    score_cam,
-):
-    if _function.__doc__:  # None under python -OO
-        _function.__doc__ = _function.__doc__.replace("{common}", _COMMON)

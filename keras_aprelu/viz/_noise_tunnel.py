@@ -5,9 +5,10 @@ import numpy as np
 
 from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
+from keras_aprelu.viz import _docs
 from keras_aprelu.viz import _inputs
+from keras_aprelu.viz import _saliency
 from keras_aprelu.viz import _scores
-from keras_aprelu.viz import saliency as _saliency
 
 __all__ = ["noise_tunnel"]
 
@@ -50,6 +51,16 @@ def _aggregate(maps, kind):
     return maps.var(axis=1)  # vargrad: mean(m^2) - mean(m)^2, as Captum
 
 
+@_docs.shared_args(
+    "model",
+    "inputs",
+    "target",
+    "logits",
+    "normalize",
+    "batch_size",
+    "progress",
+    notes={"normalize": "It applies to the aggregated map."},
+)
 def noise_tunnel(
     method,
     model,
@@ -86,8 +97,6 @@ def noise_tunnel(
     Args:
         method: `viz.saliency` (any `modifier`), `viz.gradient_x_input` or
             `viz.integrated_gradients`, or its name.
-        model, inputs, target, logits, normalize, batch_size, progress: As
-            in `saliency`. `normalize` applies to the aggregated map.
         samples: Noisy copies per input. Defaults to 16.
         noise: Noise level relative to each input's value range. Defaults
             to 0.2.
