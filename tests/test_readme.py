@@ -44,3 +44,32 @@ def test_readme_quickstart_runs_as_written(tmp_path, monkeypatch):
     slopes = namespace["viz"].aprelu_slopes(model, x)
     assert list(slopes) == ["act1"]
     assert slopes["act1"].shape == (16, 32)
+
+
+def test_readme_is_a_front_page_whose_links_resolve():
+    text = README.read_text()
+    assert len(text.splitlines()) <= 200
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    local = [link for link in links if "://" not in link]
+    assert "docs/visualization.md" in local and "docs/api/viz.md" in local
+    missing = [link for link in local if not (README.parent / link).exists()]
+    assert missing == []
+
+
+def test_layers_page_example_builds_the_model_it_describes():
+    page = README.parent / "docs" / "layers.md"
+    code = re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)[0]
+    namespace = {}
+    exec(compile(code, "docs/layers.md", "exec"), namespace)
+    model = namespace["model"]
+    # 28 -> 26 -> 24 -> 22 pixels; Maxout(32) halves 64 channels.
+    shapes = [tuple(layer.output.shape) for layer in model.layers]
+    assert shapes[5] == (None, 22, 22, 32)
+    assert model.output_shape == (None, 10)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert [k for k in kinds if k in ("APReLU", "PReLU", "Maxout", "RReLU")] == [
+        "APReLU",
+        "PReLU",
+        "Maxout",
+        "RReLU",
+    ]
