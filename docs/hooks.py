@@ -48,45 +48,15 @@ def on_page_markdown(markdown, page, config, files):
 
 
 def _reference_recipe():
-    """The table of examples/results/reference_recipe.json: one row per
-    activation and noise level, the seeds' test accuracies and their mean."""
-    import json
+    """The table of examples/results/reference_recipe.json, by the same
+    code as notebook 05 (`examples/records.py`)."""
     import pathlib
+    import sys
 
-    import numpy as np
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "examples"))
+    import records
 
-    path = pathlib.Path(__file__).parents[1] / "examples/results/reference_recipe.json"
-    records = json.loads(path.read_text())
-    groups = {}
-    for r in records:
-        groups.setdefault(
-            (r["snr_db"] is None, r["snr_db"], r["activation"]), []
-        ).append(r)
-    rows = [
-        "| Noise | Activation | Seeds | Test accuracy per seed (%) | Mean (%) | "
-        "Training accuracy, mean (%) | Steps | Backend |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    order = {"relu": 0, "prelu": 1, "aprelu": 2}
-    for key in sorted(groups, key=lambda k: (k[0], k[1] or 0, order.get(k[2], 9))):
-        group = sorted(groups[key], key=lambda r: r["seed"])
-        test = np.array([r["test_accuracy"] for r in group]) * 100
-        train = np.array([r["train_accuracy"] for r in group]) * 100
-        mean = f"{test.mean():.2f}"
-        if len(test) > 1:
-            mean += f" ± {test.std(ddof=1):.2f}"
-        level = "clean" if key[1] is None else f"{key[1]} dB"
-        name = {"relu": "ReLU", "prelu": "PReLU", "aprelu": "APReLU"}[key[2]]
-        seeds = ", ".join(str(r["seed"]) for r in group)
-        per_seed = ", ".join(f"{t:.2f}" for t in test)
-        steps = sorted({r["steps"] for r in group})
-        backends = sorted({r["backend"] for r in group})
-        rows.append(
-            f"| {level} | {name} | {seeds} | {per_seed} | {mean} | "
-            f"{train.mean():.2f} | {', '.join(map(str, steps))} | "
-            f"{', '.join(backends)} |"
-        )
-    return "\n".join(rows)
+    return records.markdown_table(records.load())
 
 
 GENERATED["evidence.md"] = {"<!-- evidence:reference-recipe -->": _reference_recipe}

@@ -42,21 +42,12 @@ import keras  # noqa: E402
 import mnist_cnn  # noqa: E402
 import mnist_data  # noqa: E402
 import numpy as np  # noqa: E402
+import records  # noqa: E402
 
-RESULTS = HERE / "results" / "reference_recipe.json"
+RESULTS = records.RESULTS
+KEYS = records.KEYS
 TRAIN_IMAGES = 55_000
 EPOCHS = 10
-KEYS = (
-    "activation",
-    "snr_db",
-    "seed",
-    "steps",
-    "epochs",
-    "train_accuracy",
-    "test_accuracy",
-    "seconds",
-    "backend",
-)
 
 
 def cells():
@@ -71,24 +62,8 @@ def cells():
     return order
 
 
-def load(path):
-    path = pathlib.Path(path)
-    if not path.exists():
-        return []
-    records = json.loads(path.read_text())
-    if not isinstance(records, list):
-        raise ValueError(
-            f"`--results` must hold a JSON list of records. Received: {path}"
-        )
-    return records
-
-
-def save(path, records):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(records, indent=1) + "\n")
-    os.replace(partial, path)
+load = records.load
+save = records.save
 
 
 def data(snr_db, seed, train_images):
@@ -173,8 +148,8 @@ def main(argv=None):
         if args.max_steps
         else EPOCHS * -(-args.train_images // mnist_cnn.REFERENCE_BATCH_SIZE)
     )
-    records = load(args.results)
-    done = {(r["activation"], r["snr_db"], r["seed"], r["steps"]) for r in records}
+    finished = load(args.results)
+    done = {(r["activation"], r["snr_db"], r["seed"], r["steps"]) for r in finished}
     todo = [cell for cell in cells() if (*cell, steps) not in done]
     if args.cells is not None:
         todo = todo[: args.cells]
@@ -189,10 +164,10 @@ def main(argv=None):
             train_images=args.train_images,
             max_steps=args.max_steps,
         )
-        records = load(args.results) + [record]
-        save(args.results, records)
+        finished = load(args.results) + [record]
+        save(args.results, finished)
         print(json.dumps(record), flush=True)
-    return records
+    return finished
 
 
 if __name__ == "__main__":

@@ -1,0 +1,108 @@
+"""The records of `reproduce.py`: read, written and summarized in one place,
+for the runner, notebook 05 and the documentation's evidence table.
+
+NumPy and the standard library only, so that reading them needs no Keras.
+"""
+
+import json
+import os
+import pathlib
+
+import numpy as np
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "reference_recipe.json"
+KEYS = (
+    "activation",
+    "snr_db",
+    "seed",
+    "steps",
+    "epochs",
+    "train_accuracy",
+    "test_accuracy",
+    "seconds",
+    "backend",
+)
+NAMES = {"relu": "ReLU", "prelu": "PReLU", "aprelu": "APReLU"}
+
+
+def load(path=RESULTS):
+    """The list of records in `path`; [] when it does not exist yet."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return []
+    records = json.loads(path.read_text())
+    if not isinstance(records, list):
+        raise ValueError(
+            f"`--results` must hold a JSON list of records. Received: {path}"
+        )
+    return records
+
+
+def save(path, records):
+    """Writes `records` atomically: a run stopped while writing loses
+    nothing that was written before."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(records, indent=1) + "\n")
+    os.replace(partial, path)
+
+
+def level_name(snr_db):
+    return "clean" if snr_db is None else f"{snr_db:g} dB"
+
+
+def summary(records):
+    """One row per (noise level, activation): noisy levels first, then
+    clean; ReLU, PReLU, APReLU. Accuracies in %; `std` is the sample
+    standard deviation over the seeds (None for one seed)."""
+    groups = {}
+    for record in records:
+        groups.setdefault((record["snr_db"], record["activation"]), []).append(record)
+    order = list(NAMES)
+
+    def key(item):
+        snr_db, activation = item
+        return (snr_db is None, snr_db or 0, order.index(activation))
+
+    rows = []
+    for snr_db, activation in sorted(groups, key=key):
+        group = sorted(groups[(snr_db, activation)], key=lambda r: r["seed"])
+        test = 100 * np.array([r["test_accuracy"] for r in group])
+        rows.append(
+            {
+                "level": level_name(snr_db),
+                "activation": NAMES[activation],
+                "seeds": [r["seed"] for r in group],
+                "test": [float(t) for t in test],
+                "mean": float(test.mean()),
+                "std": float(test.std(ddof=1)) if len(test) > 1 else None,
+                "train_mean": float(
+                    100 * np.mean([r["train_accuracy"] for r in group])
+                ),
+                "steps": sorted({r["steps"] for r in group}),
+                "backends": sorted({r["backend"] for r in group}),
+            }
+        )
+    return rows
+
+
+def markdown_table(records):
+    """`summary` as a Markdown table."""
+    lines = [
+        "| Noise | Activation | Seeds | Test accuracy per seed (%) | Mean (%) | "
+        "Training accuracy, mean (%) | Steps | Backend |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary(records):
+        mean = f"{row['mean']:.2f}"
+        if row["std"] is not None:
+            mean += f" ± {row['std']:.2f}"
+        lines.append(
+            f"| {row['level']} | {row['activation']} | "
+            f"{', '.join(map(str, row['seeds']))} | "
+            f"{', '.join(f'{t:.2f}' for t in row['test'])} | {mean} | "
+            f"{row['train_mean']:.2f} | {', '.join(map(str, row['steps']))} | "
+            f"{', '.join(row['backends'])} |"
+        )
+    return "\n".join(lines)
