@@ -16,9 +16,9 @@ import keras
 import numpy as np
 
 from keras_aprelu.viz import _backend
-from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _layers
 from keras_aprelu.viz import _registry
+from keras_aprelu.viz import _request
 from keras_aprelu.viz import _scores
 
 logger = logging.getLogger("keras_aprelu.viz")
@@ -35,18 +35,17 @@ class FeatureMap:
     of_input: bool = False
 
 
-def resolve_layer(model, data, layer):
+def resolve_layer(run, layer):
     """The `FeatureMap` to weigh: the output of `layer`, or the default
     map."""
     if layer is None:
-        ranks = {
-            len(data.layout.spatial_axes(i)) for i in range(len(data.layout.ranks))
-        }
-        return default_feature_map(model, ranks)
-    return FeatureMap(*_layers.find_layer(model, layer))
+        layout = run.layout
+        ranks = {len(layout.spatial_axes(i)) for i in range(len(layout.ranks))}
+        return default_feature_map(run.model, ranks, layout.channels_first)
+    return FeatureMap(*_layers.find_layer(run.model, layer))
 
 
-def default_feature_map(model, spatial_ranks):
+def default_feature_map(model, spatial_ranks, channels_first):
     """The feature map a CAM weighs by default: the last one before the
     pooling or flattening that leads to the head.
 
@@ -63,7 +62,7 @@ def default_feature_map(model, spatial_ranks):
     the registry does not exclude (a spatial softmax is no feature map).
     """
     inspection = _layers.inspection(model)
-    first = _layers.data_format(model) == "channels_first"
+    first = channels_first
 
     def is_map(shape):
         if shape is None or len(shape) < 3 or len(shape) - 2 not in spatial_ranks:
@@ -136,10 +135,11 @@ def gradient(rule):
     (README, "Performance").
     """
 
-    def maps_of(model, layout, feature_map, run):
+    def maps_of(run, feature_map):
         # What the compiled function closes over must not hold the model:
-        # `run` does (through its inputs), so only plain values are taken.
-        score_fn, logits = run.targets.score_fn, run.logits
+        # `run` does (through its inputs), so only the plan is taken.
+        plan, score_fn = run.plan, run.targets.score_fn
+        layout = plan.layout
         path, found = feature_map.path, feature_map.layer
 
         def build(model):
@@ -149,11 +149,11 @@ def gradient(rule):
                     with _layers.recording(
                         [found], store, tap, inputs=feature_map.of_input
                     ):
-                        outputs = model(layout.to_model(xs), training=False)
+                        outputs = plan.forward(model, xs)
                     features = _features(store, path, layout)
                     return _scores.score(outputs, targets, score_fn), features
 
-                with _scores.logits_of(model, logits):
+                with plan.logits_applied():
                     _, features, _, grads = _backend.grad(scored, xs, tap=True)
                 return features, _channels_last(
                     keras.ops.cast(grads, "float32"), layout
@@ -161,11 +161,11 @@ def gradient(rule):
 
             return fn
 
-        key = (layout, id(found), feature_map.of_input, logits, run.targets.key)
-        fn = _backend.compiled(model, ("cam", *key), build)
+        key = (layout, id(found), feature_map.of_input, plan.logits, run.targets.key)
+        fn = _backend.compiled(run.model, ("cam", *key), build)
         # The rule holds no model; keyed with the layer, it sees one rank.
         weigh = _backend.compiled(
-            model, ("cam rule", rule.__name__, *key), lambda _: rule
+            run.model, ("cam rule", rule.__name__, *key), lambda _: rule
         )
 
         def maps(start, xs):
@@ -176,21 +176,23 @@ def gradient(rule):
     return maps_of
 
 
-def features_function(model, layout, feature_map):
+def features_function(run, feature_map):
     """The compiled feature map of a chunk, float32 and channels last."""
     path, found = feature_map.path, feature_map.layer
+    plan = run.plan
+    layout = plan.layout
 
     def build(model):
         def fn(xs):
             store = {}
             with _layers.recording([found], store, inputs=feature_map.of_input):
-                model(layout.to_model(xs), training=False)
+                plan.forward(model, xs)
             return _features(store, path, layout)
 
         return fn
 
     key = ("cam features", layout, id(found), feature_map.of_input)
-    return _backend.compiled(model, key, build)
+    return _backend.compiled(run.model, key, build)
 
 
 def cam(
@@ -198,7 +200,7 @@ def cam(
 ):
     """The maps of a CAM, upsampled to every input they fit.
 
-    `weighting(model, layout, feature_map, run)` returns the function that
+    `weighting(run, feature_map)` returns the function that
     maps a chunk, `(start, xs) -> (chunk, *layer_spatial)` maps: `gradient`
     of a rule, or Score-CAM's forward weighting.
 
@@ -206,7 +208,7 @@ def cam(
     number of spatial axes is the layer's, the map upsampled to its spatial
     size; None for any other input (a model with an image and a vector).
     """
-    run = _inputs.request(
+    run = _request.request(
         model,
         inputs,
         target,
@@ -215,9 +217,9 @@ def cam(
         progress=progress,
         batch_size=batch_size,
     )
-    layout = run.data.layout
-    feature_map = resolve_layer(model, run.data, layer)
-    maps_of = weighting(model, layout, feature_map, run)
+    layout = run.layout
+    feature_map = resolve_layer(run, layer)
+    maps_of = weighting(run, feature_map)
     sizes = []
 
     def compute(start, xs):

@@ -8,7 +8,7 @@ from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _layers
-from keras_aprelu.viz import _scores
+from keras_aprelu.viz import _request
 
 __all__ = ["activation_maximization", "feature_maps", "filters"]
 
@@ -112,13 +112,13 @@ def feature_maps(model, inputs, layer, *, batch_size=64, progress=False):
     return maps
 
 
-def _max_function(model, layer, logits, steps, jitter, l2, tv, rate, low, high):
+def _max_function(model, plan, layer, steps, jitter, l2, tv, rate, low, high):
     def build(model):
         def objective(x, index):
             store = {}
-            with _scores.logits_of(model, logits):
+            with plan.logits_applied():
                 with _layers.recording([layer], store):
-                    model(x, training=False)
+                    plan.forward(model, [x])
             out = keras.ops.cast(store[0], "float32")
             if len(out.shape) > 2:
                 out = keras.ops.mean(out, axis=list(range(1, len(out.shape) - 1)))
@@ -164,7 +164,7 @@ def _max_function(model, layer, logits, steps, jitter, l2, tv, rate, low, high):
 
         return fn
 
-    key = ("maximize", id(layer), logits, steps, jitter, l2, tv, rate, low, high)
+    key = ("maximize", id(layer), plan.logits, steps, jitter, l2, tv, rate, low, high)
     return _backend.compiled(model, key, build)
 
 
@@ -268,9 +268,10 @@ def activation_maximization(
         .normal((low + high) / 2, 0.01 * span, size=(len(indices), *input_shape))
         .astype("float32")
     )
-    _layers.inspect(model, start[:1])
+    # Read as any input is (checked against the model, which is inspected).
+    plan = _request.plan_of(model, _inputs.read(model, start), logits=logits)
     fn = _max_function(
-        model, found, logits, steps, jitter, l2, total_variation, rate * span, low, high
+        model, plan, found, steps, jitter, l2, total_variation, rate * span, low, high
     )
     images, scores = fn(start, indices.astype("int32"), np.int32(seed))
     images = np.asarray(images, "float32")

@@ -5,6 +5,8 @@ Each CAM is its weighting (see `_cam`); adding one is a rule and a public
 function that passes it to `_cam.cam`.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -65,7 +67,8 @@ def score_weighting(weights):
     input and min-max scaled to [0, 1], masks the input; the masked inputs'
     scores weigh the channels. One forward pass per input and channel."""
 
-    def maps_of(model, layout, feature_map, run):
+    def maps_of(run, feature_map):
+        model, layout = run.model, run.layout
         if layout.kind != "array":
             raise ValueError(
                 "`inputs` must be one array: Score-CAM masks a single input "
@@ -78,11 +81,14 @@ def score_weighting(weights):
                 "class: `target` must be None, an int or ints. Received: "
                 f"target={run.targets.score_fn!r}"
             )
-        features = _cam.features_function(model, layout, feature_map)
+        features = _cam.features_function(run, feature_map)
         # The compiled function must not close over `run`: it holds the
-        # model, through its inputs.
+        # model, through its inputs. "probability" takes the softmax of the
+        # logits itself.
         score_fn, size = run.targets.score_fn, run.batch_size
-        logits = run.logits or weights == "probability"
+        plan = run.plan
+        if weights == "probability":
+            plan = dataclasses.replace(plan, logits=True)
         softmax = keras.ops.softmax if weights == "probability" else None
 
         def build(model):
@@ -109,12 +115,12 @@ def score_weighting(weights):
                     safe = keras.ops.where(span > 0, span, 1.0)
                     return 1 - keras.ops.where(span > 0, (a - low) / safe, 0.0)
 
-                with _scores.logits_of(model, logits):
-                    clean = model(layout.to_model(xs), training=False)
+                with plan.logits_applied():
+                    clean = plan.forward(model, xs)
                     targets = _scores.chosen_targets(clean, targets)
                     scores = _masked.scores(
                         model,
-                        layout,
+                        plan,
                         0,
                         xs,
                         keras.ops.zeros_like(xs[0]),
@@ -134,7 +140,7 @@ def score_weighting(weights):
             return fn
 
         key = ("score_cam", layout, id(feature_map.layer), feature_map.of_input)
-        key += (weights, run.logits, run.targets.key, run.batch_size)
+        key += (weights, plan.logits, run.targets.key, run.batch_size)
         fn = _backend.compiled(model, key, build)
 
         def compute(start, xs):

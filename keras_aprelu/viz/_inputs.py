@@ -130,7 +130,8 @@ class Inputs:
         sample = [
             _checked(a[:1], key, kind, 0) for a, key in zip(arrays, keys, strict=True)
         ]
-        _layers.inspect(model, self.layout.to_model(sample))
+        # Which layers ran, in order, and which made the output: read once.
+        self.inspection = _layers.inspect(model, self.layout.to_model(sample))
 
     def batches(self, size):
         """Yields (start, [one float32 batch per input]) of `size` samples
@@ -186,41 +187,6 @@ class Inputs:
 
 def read(model, inputs):
     return Inputs(model, inputs)
-
-
-@dataclasses.dataclass(frozen=True)
-class Request:
-    """A map method's common arguments, checked once: the inputs, the
-    targets and the flags every method shares."""
-
-    data: Inputs
-    targets: "Targets"
-    logits: bool
-    normalize: bool
-    progress: bool
-    batch_size: int
-
-    def run(self, size, compute):
-        """`collect` over the inputs, then the targets' count checked."""
-        results = collect(self.data, size, compute, self.progress)
-        self.targets.check_count(self.data.count)
-        return results
-
-    def pack(self, maps):
-        """Per-input maps, normalized as asked, in the inputs' structure."""
-        return self.data.layout.pack(
-            [None if m is None else finish(m, self.normalize) for m in maps]
-        )
-
-
-def request(model, inputs, target, *, logits, normalize, progress, batch_size):
-    logits = _args.check_bool(logits, "logits")
-    normalize = _args.check_bool(normalize, "normalize")
-    progress = _args.check_bool(progress, "progress")
-    batch_size = _args.check_positive_int(batch_size, "batch_size")
-    data = read(model, inputs)
-    targets = Targets(target, data.count, num_classes(model))
-    return Request(data, targets, logits, normalize, progress, batch_size)
 
 
 def _x_of(element):

@@ -14,10 +14,11 @@ from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _scores
 
 
-def scores(model, layout, index, xs, baseline, variants, mask_of, targets, **kw):
+def scores(model, plan, index, xs, baseline, variants, mask_of, targets, **kw):
     """The scores (samples, variants) of every sample's variants.
 
     Args:
+        plan: The call's `_request.Plan` (layout, logits).
         index: Which input is masked; the others stay whole.
         variants: The number of variants per sample (a scalar tensor).
         mask_of: `mask_of(which, where)` -> a boolean mask (pairs,
@@ -27,7 +28,7 @@ def scores(model, layout, index, xs, baseline, variants, mask_of, targets, **kw)
         kw: `size` (pairs per pass), `score_fn`, and optionally
             `outputs_fn`, applied to the model's outputs before scoring.
     """
-    size, score_fn = kw["size"], kw["score_fn"]
+    size, score_fn, layout = kw["size"], kw["score_fn"], plan.layout
     outputs_fn = kw.get("outputs_fn") or (lambda outputs: outputs)
     total = keras.ops.shape(xs[0])[0] * variants
 
@@ -42,7 +43,7 @@ def scores(model, layout, index, xs, baseline, variants, mask_of, targets, **kw)
         batch[index] = (
             batch[index] * (1 - mask) + keras.ops.take(baseline, which, axis=0) * mask
         )
-        outputs = outputs_fn(model(layout.to_model(batch), training=False))
+        outputs = outputs_fn(plan.forward(model, batch))
         return _scores.score(outputs, keras.ops.take(targets, which, axis=0), score_fn)
 
     starts = keras.ops.arange(0, total, size)

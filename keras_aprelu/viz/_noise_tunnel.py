@@ -7,6 +7,7 @@ from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _docs
 from keras_aprelu.viz import _inputs
+from keras_aprelu.viz import _request
 from keras_aprelu.viz import _saliency
 from keras_aprelu.viz import _scores
 
@@ -131,7 +132,7 @@ def noise_tunnel(
             f"`method_kwargs` must not set {', '.join(given)}: the noise tunnel "
             f"sets it. Received: {given[0]}={method_kwargs[given[0]]!r}"
         )
-    run = _inputs.request(
+    run = _request.request(
         model,
         inputs,
         target,
@@ -140,7 +141,7 @@ def noise_tunnel(
         progress=progress,
         batch_size=batch_size,
     )
-    layout = run.data.layout
+    layout = run.layout
     base = method_kwargs.get("baseline")
     if base is not None and any(np.ndim(b) == r for b, r in _per_input(base, layout)):
         raise ValueError(
@@ -148,7 +149,7 @@ def noise_tunnel(
             "of one input, the same for every noisy copy. Received: "
             f"baseline.shape={np.shape(base)}"
         )
-    classes = _scores.classes_function(model, layout, run.logits)
+    classes = _scores.classes_function(model, run.plan)
 
     def compute(start, xs):
         count = len(xs[0])

@@ -10,6 +10,7 @@ from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _docs
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _masked
+from keras_aprelu.viz import _request
 from keras_aprelu.viz import _scores
 
 __all__ = ["occlusion"]
@@ -33,10 +34,12 @@ def patch_corners(spatial, patch_size, stride):
     return np.array(list(itertools.product(*axes)), "int32").reshape(-1, len(axes))
 
 
-def _occlusion_function(model, layout, index, patch_size, size, logits, targets):
+def _occlusion_function(run, index, patch_size):
     """The drops of a chunk of samples, one per (sample, patch position) of
     input `index`, shape (samples, positions), in one compiled call."""
-    score_fn = targets.score_fn
+    # What the compiled function keeps must not hold the model: the plan.
+    plan, score_fn, size = run.plan, run.targets.score_fn, run.batch_size
+    layout = plan.layout
 
     def build(model):
         def fn(xs, baseline, corners, targets):
@@ -57,13 +60,13 @@ def _occlusion_function(model, layout, index, patch_size, size, logits, targets)
                     mask = inside if mask is None else mask & inside
                 return mask
 
-            with _scores.logits_of(model, logits):
-                clean = model(layout.to_model(xs), training=False)
+            with plan.logits_applied():
+                clean = plan.forward(model, xs)
                 targets = _scores.chosen_targets(clean, targets)
                 clean = _scores.score(clean, targets, score_fn)
                 occluded = _masked.scores(
                     model,
-                    layout,
+                    plan,
                     index,
                     xs,
                     baseline,
@@ -77,8 +80,8 @@ def _occlusion_function(model, layout, index, patch_size, size, logits, targets)
 
         return fn
 
-    key = ("occlusion", layout, index, patch_size, size, logits, targets.key)
-    return _backend.compiled(model, key, build)
+    key = ("occlusion", layout, index, patch_size, size, plan.logits)
+    return _backend.compiled(run.model, (*key, run.targets.key), build)
 
 
 def _heat(drops, corners, patch_size, spatial):
@@ -151,7 +154,7 @@ def occlusion(
     and memory stays at `batch_size` inputs, whatever the number of
     positions.
     """
-    run = _inputs.request(
+    run = _request.request(
         model,
         inputs,
         target,
@@ -160,7 +163,7 @@ def occlusion(
         progress=progress,
         batch_size=batch_size,
     )
-    layout, batch_size = run.data.layout, run.batch_size
+    layout, batch_size = run.layout, run.batch_size
     plans = None
 
     def plan(xs):
@@ -189,9 +192,7 @@ def occlusion(
         chosen = run.targets.slice(start, start + len(xs[0]))
         results = []
         for i, (spatial, patch, corners) in enumerate(plans):
-            fn = _occlusion_function(
-                model, layout, i, patch, batch_size, run.logits, run.targets
-            )
+            fn = _occlusion_function(run, i, patch)
             drops = _backend.to_numpy(fn(xs, bases[i], corners, chosen))
             results.append(_heat(drops, corners, patch, spatial))
         return results

@@ -30,44 +30,45 @@ def _active(model, skip):
     ]
 
 
-def warn_unruled(model, mode, *, skip=()):
-    """Warns, in one short message, about the activations `mode` has no rule
-    for: how many of each kind, and where the first ones are."""
+def ruled(model, mode, *, skip=()):
+    """The activations of `model` that the rules of `mode` patch, as
+    `_registry.Found`s. `skip` holds activations to leave alone (the
+    model's final softmax or sigmoid, whose output is the score's own).
+    The others, which have no rule, get one short warning: how many of each
+    kind, and where the first ones are."""
     if mode is None:
-        return
+        return ()
+    active = _active(model, skip)
     by_name = collections.defaultdict(list)
-    for found in _active(model, skip):
+    for found in active:
         if found.entry.rule is None:
             by_name[found.name].append(found.path)
-    if not by_name:
-        return
-    total = sum(len(paths) for paths in by_name.values())
-    parts = []
-    for name, paths in by_name.items():
-        shown = ", ".join(paths[:3]) + (", ..." if len(paths) > 3 else "")
-        parts.append(f"{len(paths)} x {name} ({shown})")
-    warnings.warn(
-        f"{mode} backprop has no rule for {total} activation"
-        f"{'s' if total > 1 else ''} of the model, so their plain gradient is "
-        f"used: {'; '.join(parts)}",
-        UserWarning,
-        stacklevel=3,
-    )
+    if by_name:
+        total = sum(len(paths) for paths in by_name.values())
+        parts = []
+        for name, paths in by_name.items():
+            shown = ", ".join(paths[:3]) + (", ..." if len(paths) > 3 else "")
+            parts.append(f"{len(paths)} x {name} ({shown})")
+        warnings.warn(
+            f"{mode} backprop has no rule for {total} activation"
+            f"{'s' if total > 1 else ''} of the model, so their plain gradient "
+            f"is used: {'; '.join(parts)}",
+            UserWarning,
+            stacklevel=5,  # ruled, plan_of, request, the method, its caller
+        )
+    return tuple(found for found in active if found.entry.rule is not None)
 
 
 @contextlib.contextmanager
-def applied(model, mode, *, skip=()):
-    """Applies the rules of `mode` to every activation of `model` that has
-    one. `skip` holds activations to leave alone (the model's final softmax
-    or sigmoid, whose output is the score's own)."""
-    if mode is None:
+def patched(ruled, mode):
+    """Applies the rules of `mode` to the activations `ruled` (from
+    `ruled`) while active."""
+    if mode is None or not ruled:
         yield
         return
     with contextlib.ExitStack() as stack:
-        for found in _active(model, skip):
+        for found in ruled:
             entry = found.entry
-            if entry.rule is None:
-                continue
             current = getattr(found.layer, found.attribute)
             forward = entry.forward(found.layer) if entry.forward else current
             rule = _backend.with_rule(forward, mode, elementwise=entry.rule != "routed")

@@ -8,22 +8,21 @@ from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _docs
 from keras_aprelu.viz import _inputs
+from keras_aprelu.viz import _request
 from keras_aprelu.viz import _rules
 from keras_aprelu.viz import _scores
 
 __all__ = ["gradient_x_input", "integrated_gradients", "saliency"]
 
 
-def input_gradients(model, layout, xs, targets, *, score_fn, modifier, logits):
+def input_gradients(model, plan, xs, targets, score_fn):
     """d score / d x for a batch (one gradient per input), under the rules of
-    `modifier`; also returns the scores."""
-    skip = _scores.final_squasher(model) if logits else ()
+    the plan's modifier; also returns the scores."""
 
     def scored(xs, _):
-        outputs = model(layout.to_model(xs), training=False)
-        return _scores.score(outputs, targets, score_fn), None
+        return _scores.score(plan.forward(model, xs), targets, score_fn), None
 
-    with _scores.logits_of(model, logits), _rules.applied(model, modifier, skip=skip):
+    with plan.applied():
         scores, _, grads, _ = _backend.grad(scored, xs)
     return grads, scores
 
@@ -56,25 +55,17 @@ def _noisy_copies(layout, xs, sigmas, seeds, samples):
     return copies
 
 
-def _saliency_function(
-    model, layout, modifier, logits, targets, samples, times_input=False
-):
+def _saliency_function(run, samples, times_input=False):
     """The compiled maps of `saliency` (the gradient's largest magnitude over
     channels) or, with `times_input`, of `gradient_x_input` (the input times
     its gradient, summed over channels)."""
-    score_fn = targets.score_fn
+    # What the compiled function keeps must not hold the model: the plan.
+    plan, score_fn = run.plan, run.targets.score_fn
+    layout = plan.layout
 
     def build(model):
         def maps_of(xs, targets):
-            grads, _ = input_gradients(
-                model,
-                layout,
-                xs,
-                targets,
-                score_fn=score_fn,
-                modifier=modifier,
-                logits=logits,
-            )
+            grads, _ = input_gradients(model, plan, xs, targets, score_fn)
             if times_input:
                 return [
                     layout.reduce_channels(i, x * g, "sum")
@@ -90,8 +81,8 @@ def _saliency_function(
         def smooth(xs, targets, sigmas, seeds):
             # Every noisy copy is scored for the class predicted for the
             # clean input.
-            with _scores.logits_of(model, logits):
-                clean = model(layout.to_model(xs), training=False)
+            with plan.logits_applied():
+                clean = plan.forward(model, xs)
                 targets = _scores.chosen_targets(clean, targets)
             copies = _noisy_copies(layout, xs, sigmas, seeds, samples)
             maps = maps_of(copies, keras.ops.repeat(targets, samples))
@@ -104,8 +95,8 @@ def _saliency_function(
 
         return smooth if samples else plain
 
-    key = ("saliency", layout, modifier, logits, targets.key, samples, times_input)
-    return _backend.compiled(model, key, build)
+    key = ("saliency", layout, plan.modifier, plan.logits, run.targets.key)
+    return _backend.compiled(run.model, (*key, samples, times_input), build)
 
 
 @_docs.shared_args(
@@ -185,7 +176,7 @@ def saliency(
     samples = _args.check_int(smooth_samples, "smooth_samples", 0)
     smooth_noise = _args.check_number(smooth_noise, "smooth_noise", 0)
     seed = _args.check_int(seed, "seed", 0)
-    run = _inputs.request(
+    run = _request.request(
         model,
         inputs,
         target,
@@ -193,12 +184,9 @@ def saliency(
         normalize=normalize,
         progress=progress,
         batch_size=batch_size,
+        modifier=modifier,
     )
-    skip = _scores.final_squasher(model) if run.logits else ()
-    _rules.warn_unruled(model, modifier, skip=skip)
-    fn = _saliency_function(
-        model, run.data.layout, modifier, run.logits, run.targets, samples
-    )
+    fn = _saliency_function(run, samples)
 
     def compute(start, xs):
         chosen = run.targets.slice(start, start + len(xs[0]))
@@ -244,7 +232,7 @@ def gradient_x_input(
 
     Cost: one forward and one backward pass per input.
     """
-    run = _inputs.request(
+    run = _request.request(
         model,
         inputs,
         target,
@@ -253,9 +241,7 @@ def gradient_x_input(
         progress=progress,
         batch_size=batch_size,
     )
-    fn = _saliency_function(
-        model, run.data.layout, None, run.logits, run.targets, 0, times_input=True
-    )
+    fn = _saliency_function(run, 0, times_input=True)
 
     def compute(start, xs):
         return fn(xs, run.targets.slice(start, start + len(xs[0])))
@@ -263,16 +249,17 @@ def gradient_x_input(
     return run.pack(run.run(run.batch_size, compute))
 
 
-def _ig_function(model, layout, logits, targets, steps):
-    score_fn = targets.score_fn
+def _ig_function(run, steps):
+    plan, score_fn = run.plan, run.targets.score_fn
+    layout = plan.layout
     # Trapezoid rule over steps + 1 points, alpha = 0, 1/steps, ..., 1.
     weights = np.full(steps + 1, 1.0 / steps, "float32")
     weights[[0, -1]] /= 2
 
     def build(model):
         def fn(xs, baselines, targets):
-            with _scores.logits_of(model, logits):
-                clean = model(layout.to_model(xs), training=False)
+            with plan.logits_applied():
+                clean = plan.forward(model, xs)
                 targets = _scores.chosen_targets(clean, targets)
             paths = []
             for x, base in zip(xs, baselines, strict=True):
@@ -283,13 +270,7 @@ def _ig_function(model, layout, logits, targets, steps):
                 path = base[:, None] + alphas * (x - base)[:, None]
                 paths.append(keras.ops.reshape(path, [-1, *keras.ops.shape(x)[1:]]))
             grads, scores = input_gradients(
-                model,
-                layout,
-                paths,
-                keras.ops.repeat(targets, steps + 1),
-                score_fn=score_fn,
-                modifier=None,
-                logits=logits,
+                model, plan, paths, keras.ops.repeat(targets, steps + 1), score_fn
             )
             maps, total = [], 0.0
             for i, (x, base, g) in enumerate(zip(xs, baselines, grads, strict=True)):
@@ -305,8 +286,8 @@ def _ig_function(model, layout, logits, targets, steps):
 
         return fn
 
-    key = ("ig", layout, logits, targets.key, steps)
-    return _backend.compiled(model, key, build)
+    key = ("ig", layout, plan.logits, run.targets.key, steps)
+    return _backend.compiled(run.model, key, build)
 
 
 @_docs.shared_args(
@@ -365,7 +346,7 @@ def integrated_gradients(
     """
     steps = _args.check_positive_int(steps, "steps")
     return_gap = _args.check_bool(return_gap, "return_gap")
-    run = _inputs.request(
+    run = _request.request(
         model,
         inputs,
         target,
@@ -374,8 +355,8 @@ def integrated_gradients(
         progress=progress,
         batch_size=batch_size,
     )
-    layout = run.data.layout
-    fn = _ig_function(model, layout, run.logits, run.targets, steps)
+    layout = run.layout
+    fn = _ig_function(run, steps)
 
     def compute(start, xs):
         bases = _inputs.baselines(baseline, layout, xs, start)

@@ -43,29 +43,32 @@ def chosen_targets(outputs, targets):
     return keras.ops.where(targets < 0, predicted, targets)
 
 
-def classes_function(model, layout, logits):
+def classes_function(model, plan):
     """The compiled classes of a chunk: `targets`, with -1 replaced by the
     class predicted for the clean input."""
 
     def build(model):
         def fn(xs, targets):
-            with logits_of(model, logits):
-                outputs = model(layout.to_model(xs), training=False)
+            with plan.logits_applied():
+                outputs = plan.forward(model, xs)
             return chosen_targets(outputs, targets)
 
         return fn
 
-    return _backend.compiled(model, ("classes", layout, logits), build)
+    key = ("classes", plan.layout, plan.logits)
+    return _backend.compiled(model, key, build)
 
 
-def final_squasher(model):
-    """The model's final activation, as a `_registry.Found` in a 1-tuple,
-    when it turns logits into probabilities (softmax, sigmoid); else ()."""
-    last = _layers.final_layer(model)
+def final_squasher(inspection):
+    """The model's final activation, as a `_registry.Found`, when it turns
+    logits into probabilities (softmax, sigmoid); else None. Read from the
+    model's `_layers.Inspection`."""
+    last = inspection.final
     if last is None:
-        return ()
-    found = _registry.lookup(_layers.path_of(model, last) or last.name, last)
-    return (found,) if found is not None and found.entry.squashes else ()
+        return None
+    path = next((c.path for c in inspection.calls if c.layer is last), last.name)
+    found = _registry.lookup(path, last)
+    return found if found is not None and found.entry.squashes else None
 
 
 def _identity(inputs, *args, **kwargs):
@@ -73,14 +76,9 @@ def _identity(inputs, *args, **kwargs):
 
 
 @contextlib.contextmanager
-def logits_of(model, enabled):
-    """While active (and `enabled`), a final softmax or sigmoid of the model
-    is the identity, so that scores are logits."""
-    squasher = final_squasher(model) if enabled else ()
-    if not squasher:
-        yield
-        return
-    found = squasher[0]
+def bypassed(found):
+    """While active, the activation `found` (a `_registry.Found`) is the
+    identity."""
     value = _identity if found.attribute == "call" else keras.activations.linear
     with _layers.patched(found.layer, found.attribute, value):
         yield

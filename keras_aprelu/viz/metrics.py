@@ -17,21 +17,21 @@ from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _masked
+from keras_aprelu.viz import _request
 from keras_aprelu.viz import _scores
 
 __all__ = ["areas", "deletion", "insertion", "randomization_test"]
 
 
-def _curve_function(model, layout, steps, insert, size, targets):
-    score_fn = targets.score_fn
+def _curve_function(run, steps, insert):
+    # What the compiled function keeps must not hold the model: the plan.
+    plan, score_fn, size = run.plan, run.targets.score_fn, run.batch_size
 
     def build(model):
         def fn(xs, baseline, ranks, counts, targets):
             # The model's output as it is (probabilities for a softmax
             # model), for the class predicted on the clean input.
-            targets = _scores.chosen_targets(
-                model(layout.to_model(xs), training=False), targets
-            )
+            targets = _scores.chosen_targets(plan.forward(model, xs), targets)
             spatial = len(ranks.shape) - 1
 
             def mask_of(which, where):
@@ -44,7 +44,7 @@ def _curve_function(model, layout, steps, insert, size, targets):
 
             return _masked.scores(
                 model,
-                layout,
+                plan,
                 0,
                 xs,
                 baseline,
@@ -57,8 +57,8 @@ def _curve_function(model, layout, steps, insert, size, targets):
 
         return fn
 
-    key = ("insertion" if insert else "deletion", layout, steps, size, targets.key)
-    return _backend.compiled(model, key, build)
+    key = ("insertion" if insert else "deletion", plan.layout, steps, size)
+    return _backend.compiled(run.model, (*key, run.targets.key), build)
 
 
 def areas(curves):
@@ -103,7 +103,7 @@ def _curves(
 ):
     steps = _args.check_positive_int(steps, "steps")
     return_curves = _args.check_bool(return_curves, "return_curves")
-    run = _inputs.request(
+    run = _request.request(
         model,
         inputs,
         target,
@@ -112,7 +112,7 @@ def _curves(
         progress=progress,
         batch_size=batch_size,
     )
-    layout = run.data.layout
+    layout = run.layout
     if layout.kind != "array":
         raise ValueError(
             "`inputs` must be one array: deletion and insertion rank the "
@@ -127,7 +127,7 @@ def _curves(
             "`maps` must be a finite numeric array of shape (batch, *spatial). "
             f"Received: maps={what}"
         )
-    fn = _curve_function(model, layout, steps, insert, run.batch_size, run.targets)
+    fn = _curve_function(run, steps, insert)
 
     def compute(start, xs):
         count = len(xs[0])
@@ -432,7 +432,8 @@ def randomization_test(
     data = _inputs.read(model, inputs)
     if target is None and _inputs.num_classes(model) is not None:
         # The classes of the original model, explained at every step.
-        classes = _scores.classes_function(model, data.layout, True)
+        plan = _request.plan_of(model, data, logits=True)
+        classes = _scores.classes_function(model, plan)
 
         def predicted(start, xs):
             return [classes(xs, np.full(len(xs[0]), -1, "int32"))]
