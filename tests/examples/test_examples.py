@@ -75,7 +75,8 @@ def test_demo_rejects_bad_arguments():
         "02_visualizing_a_mnist_cnn.ipynb",
         "03_aprelu_under_noise.ipynb",
         "04_which_map_to_trust.ipynb",
-        "05_why_aprelu_trails.ipynb",
+        "05_authors_recipe.ipynb",
+        "06_why_aprelu_trails.ipynb",
     ],
 )
 def test_notebook_runs_in_fast_mode(name, monkeypatch):
