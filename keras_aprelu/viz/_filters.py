@@ -113,6 +113,8 @@ def feature_maps(model, inputs, layer, *, batch_size=64, progress=False):
 
 
 def _max_function(model, plan, layer, steps, jitter, l2, tv, rate, low, high):
+    first = plan.layout.channels_first
+
     def build(model):
         def objective(x, index):
             store = {}
@@ -120,13 +122,15 @@ def _max_function(model, plan, layer, steps, jitter, l2, tv, rate, low, high):
                 with _layers.recording([layer], store):
                     plan.forward(model, [x])
             out = keras.ops.cast(store[0], "float32")
-            if len(out.shape) > 2:
-                out = keras.ops.mean(out, axis=list(range(1, len(out.shape) - 1)))
+            if len(out.shape) > 2:  # a feature map: the mean over its positions
+                rank = len(out.shape)
+                axes = range(2, rank) if first else range(1, rank - 1)
+                out = keras.ops.mean(out, axis=list(axes))
             return keras.ops.take_along_axis(out, index[:, None], axis=1)[:, 0]
 
-        def fn(x, index, seed):
+        def fn(x, index, shift_table):
             spatial = len(x.shape) - 2
-            axes = list(range(1, 1 + spatial))
+            axes = list(range(2, 2 + spatial) if first else range(1, 1 + spatial))
 
             def roll(x, shifts):
                 for axis, shift in zip(axes, shifts, strict=False):
@@ -134,9 +138,7 @@ def _max_function(model, plan, layer, steps, jitter, l2, tv, rate, low, high):
                 return x
 
             def step(i, x):
-                shifts = _backend.stateless_randint(
-                    max(spatial, 1), keras.ops.stack([seed, i]), -jitter, jitter + 1
-                )
+                shifts = keras.ops.take(shift_table, i, axis=0)
                 shifts = [shifts[a] for a in range(spatial)]
                 moved = roll(x, shifts)
 
@@ -263,17 +265,27 @@ def activation_maximization(
     logits = _args.check_bool(logits, "logits")
     seed = _args.check_int(seed, "seed", 0)
     span = high - low
-    start = (
-        np.random.default_rng(seed)
-        .normal((low + high) / 2, 0.01 * span, size=(len(indices), *input_shape))
-        .astype("float32")
+    # Drawn channels last and moved, so that a channels-first twin starts
+    # from the same image; in NumPy, so that every backend does.
+    first = _layers.data_format(model) == "channels_first" and len(input_shape) > 1
+    shape = (*input_shape[1:], input_shape[0]) if first else tuple(input_shape)
+    start = np.random.default_rng(seed).normal(
+        (low + high) / 2, 0.01 * span, size=(len(indices), *shape)
     )
+    start = (np.moveaxis(start, -1, 1) if first else start).astype("float32")
     # Read as any input is (checked against the model, which is inspected).
     plan = _request.plan_of(model, _inputs.read(model, start), logits=logits)
     fn = _max_function(
         model, plan, found, steps, jitter, l2, total_variation, rate * span, low, high
     )
-    images, scores = fn(start, indices.astype("int32"), np.int32(seed))
+    # The jitter of every step, drawn in NumPy: the same on every backend.
+    spatial = max(len(input_shape) - 1, 1)
+    shift_table = (
+        np.random.default_rng([seed, 1])
+        .integers(-jitter, jitter + 1, size=(steps, spatial))
+        .astype("int32")
+    )
+    images, scores = fn(start, indices.astype("int32"), shift_table)
     images = np.asarray(images, "float32")
     if return_scores:
         return images, np.asarray(scores, "float32")

@@ -473,6 +473,35 @@ def is_numeric(value):
         return False
 
 
+def gaussian_noise(layout, xs, start, seed, samples):
+    """Standard normal noise for `samples` copies of every input of a
+    chunk, drawn in NumPy: per input i, float32 of shape
+    `(count, samples, *x.shape[1:])`.
+
+    Sample j of the whole batch (`start + j`) gets the noise of
+    `np.random.default_rng([seed, start + j, i])` for input i, however the
+    batch is chunked and on every backend. It is drawn channels last and
+    moved, so that a channels-first twin gets the same noise.
+    """
+    out = []
+    for i, x in enumerate(xs):
+        count = len(x)
+        first = layout.channels_first and layout.channel_axis(i) is not None
+        shape = (*x.shape[2:], x.shape[1]) if first else x.shape[1:]
+        draws = np.stack(
+            [
+                np.random.default_rng([seed, start + j, i]).standard_normal(
+                    (samples, *shape)
+                )
+                for j in range(count)
+            ]
+        )
+        if first:
+            draws = np.moveaxis(draws, -1, 2)
+        out.append(draws.astype("float32"))
+    return out
+
+
 def normalize_maps(maps):
     """Each map's magnitude divided by its largest, into [0, 1].
 

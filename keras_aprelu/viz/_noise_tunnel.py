@@ -157,24 +157,11 @@ def noise_tunnel(
         if run.targets.score_fn is None and (chosen < 0).any():
             chosen = np.asarray(_backend.to_numpy(classes(xs, chosen)))
         copies = []
-        for i, x in enumerate(xs):
+        draws = _inputs.gaussian_noise(layout, xs, start, seed, samples)
+        for x, draw in zip(xs, draws, strict=True):
             spread = noise * np.ptp(x.reshape(count, -1), axis=1)
-            # Drawn channels last, so that a channels-first twin gets the
-            # same noise.
-            first = layout.channels_first and layout.channel_axis(i) is not None
-            shape = (*x.shape[2:], x.shape[1]) if first else x.shape[1:]
-            draws = np.stack(
-                [
-                    np.random.default_rng([seed, start + j, i]).standard_normal(
-                        (samples, *shape)
-                    )
-                    for j in range(count)
-                ]
-            )
-            if first:
-                draws = np.moveaxis(draws, -1, 2)
             shape = (count, 1) + (1,) * (x.ndim - 1)
-            noisy = x[:, None] + spread.reshape(shape) * draws
+            noisy = x[:, None] + spread.reshape(shape) * draw
             copies.append(noisy.reshape(-1, *x.shape[1:]).astype("float32"))
         maps = function(
             model,

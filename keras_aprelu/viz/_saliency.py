@@ -27,28 +27,11 @@ def input_gradients(model, plan, xs, targets, score_fn):
     return grads, scores
 
 
-def _noisy_copies(layout, xs, sigmas, seeds, samples):
-    """`samples` noisy copies of each input, copies of a sample adjacent.
-
-    Sample s of input i gets the noise of the seed pair (seed, s * n + i),
-    n inputs, however the batch is chunked. The noise is drawn channels
-    last and moved, so that a channels-first twin gets the same noise.
-    """
+def _noisy_copies(layout, xs, sigmas, noises, samples):
+    """`samples` noisy copies of each input, the copies of a sample
+    adjacent: x + sigma * noise, with the noise of `_inputs.gaussian_noise`."""
     copies = []
-    for i, (x, sigma) in enumerate(zip(xs, sigmas, strict=True)):
-        channel = layout.channel_axis(i) if layout.channels_first else None
-        shape = list(keras.ops.shape(x)[1:])
-        if channel is not None:
-            shape.append(shape.pop(channel - 1))
-        pair = keras.ops.stack([seeds[:, 0], seeds[:, 1] * len(xs) + i], axis=1)
-        noise = _backend.map_fn(
-            lambda seed, shape=shape: _backend.stateless_normal(
-                (samples, *shape), seed
-            ),
-            pair,
-        )
-        if channel is not None:
-            noise = keras.ops.moveaxis(noise, -1, channel + 1)
+    for i, (x, sigma, noise) in enumerate(zip(xs, sigmas, noises, strict=True)):
         sigma = keras.ops.reshape(sigma, [-1, 1] + [1] * (layout.ranks[i] - 1))
         noisy = x[:, None] + sigma * noise
         copies.append(keras.ops.reshape(noisy, [-1, *keras.ops.shape(x)[1:]]))
@@ -78,13 +61,13 @@ def _saliency_function(run, samples, times_input=False):
         def plain(xs, targets):
             return maps_of(xs, targets)
 
-        def smooth(xs, targets, sigmas, seeds):
+        def smooth(xs, targets, sigmas, noises):
             # Every noisy copy is scored for the class predicted for the
             # clean input.
             with plan.logits_applied():
                 clean = plan.forward(model, xs)
                 targets = _scores.chosen_targets(clean, targets)
-            copies = _noisy_copies(layout, xs, sigmas, seeds, samples)
+            copies = _noisy_copies(layout, xs, sigmas, noises, samples)
             maps = maps_of(copies, keras.ops.repeat(targets, samples))
             return [
                 keras.ops.mean(
@@ -160,8 +143,11 @@ def saliency(
             off. Defaults to 0.
         smooth_noise: Noise level relative to each input's value range.
             Defaults to 0.2.
-        seed: Seed of the SmoothGrad noise; input i of the batch gets the
-            noise of (seed, i), however the batch is chunked. Defaults to 0.
+        seed: Seed of the SmoothGrad noise, drawn in NumPy: input j of the
+            batch (and model input i) gets the noise of
+            `np.random.default_rng([seed, j, i])`, however the batch is
+            chunked and on every backend, as in `noise_tunnel`. Defaults
+            to 0.
 
     Returns:
         float32 array of shape `(batch, *spatial)`: the input's shape
@@ -196,9 +182,8 @@ def saliency(
             (smooth_noise * np.ptp(x.reshape(len(x), -1), axis=1)).astype("float32")
             for x in xs
         ]
-        index = np.arange(start, start + len(xs[0]))
-        seeds = np.stack([np.full_like(index, seed), index], axis=1).astype("int32")
-        return fn(xs, chosen, sigmas, seeds)
+        noises = _inputs.gaussian_noise(run.layout, xs, start, seed, samples)
+        return fn(xs, chosen, sigmas, noises)
 
     step = max(1, run.batch_size // samples) if samples else run.batch_size
     return run.pack(run.run(step, compute))

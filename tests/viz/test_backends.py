@@ -23,16 +23,16 @@ X = np.random.default_rng(0).random((2, 10, 8, 3)).astype("float32")
 
 
 def every_method(model, x):
-    """Every deterministic viz computation on `model`, as float64 arrays.
-
-    SmoothGrad inside `saliency` and activation maximization draw their
-    noise from each backend's own generator, so they are checked per
-    backend elsewhere; the noise tunnel draws in NumPy and is here.
-    """
+    """Every viz computation on `model`, as float64 arrays. The noisy ones
+    (SmoothGrad, the noise tunnel, activation maximization's start and
+    jitter) draw their noise in NumPy, so they are the same everywhere."""
     results = {
         "saliency": viz.saliency(model, x, 1, normalize=False),
         "guided": viz.saliency(model, x, 1, modifier="guided", normalize=False),
         "deconvnet": viz.saliency(model, x, 1, modifier="deconvnet", normalize=False),
+        "smoothgrad": viz.saliency(
+            model, x, 1, smooth_samples=3, seed=5, normalize=False
+        ),
         "integrated_gradients": viz.integrated_gradients(
             model, x, 1, steps=4, normalize=False
         ),
@@ -55,6 +55,9 @@ def every_method(model, x):
         "dead_units": np.array(list(viz.dead_units(model, x).values())),
         "feature_maps": viz.feature_maps(model, x, "act2"),
         "filters": viz.filters(model, "conv1"),
+        "activation_maximization": viz.activation_maximization(
+            model, "act2", [0, 3], steps=4, jitter=1, seed=2
+        ),
     }
     return {k: np.asarray(v, dtype="float64") for k, v in results.items()}
 

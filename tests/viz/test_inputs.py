@@ -338,3 +338,20 @@ def test_progress_is_offered_by_every_batch_function(capsys):
     viz.dead_units(model, x, progress=True)
     viz.aprelu_slopes(model, x, progress=True)
     assert capsys.readouterr().out.count("3/3") == 3
+
+
+@models.needs_channels_first
+def test_channels_first_twin_gives_the_same_activation_maximization():
+    # The start image and the jitter are the same, and only the spatial
+    # axes are shifted and averaged.
+    twins = twin_models()
+    kwargs = dict(steps=6, jitter=1, return_scores=True)
+    last, last_scores = viz.activation_maximization(
+        twins["channels_last"], "act1", [0, 2], **kwargs
+    )
+    first, first_scores = viz.activation_maximization(
+        twins["channels_first"], "act1", [0, 2], **kwargs
+    )
+    assert first.shape == (2, 3, 10, 8)
+    np.testing.assert_allclose(np.moveaxis(first, 1, -1), last, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(first_scores, last_scores, rtol=1e-4, atol=1e-5)

@@ -389,3 +389,18 @@ def test_normalize_keeps_zero_at_zero_for_signed_maps():
     x = np.array([[1.0, 1.0, 0.5, 0.0]], "float32")
     got = viz.integrated_gradients(model, x, 0, steps=4)
     np.testing.assert_allclose(got, [[1 / 3, 1.0, 1 / 3, 0.0]], rtol=1e-5)
+
+
+def test_smoothgrad_is_the_noise_tunnel_of_saliency():
+    # One noise for both: sample j of input i from default_rng([seed, j, i]).
+    model = models.randomize(models.functional(), seed=4)
+    x = RNG.random((5, 8, 8, 2)).astype("float32")
+    ours = viz.saliency(
+        model, x, 1, smooth_samples=3, smooth_noise=0.3, seed=7, batch_size=4
+    )
+    tunnel = viz.noise_tunnel(
+        viz.saliency, model, x, 1, samples=3, noise=0.3, seed=7, batch_size=2
+    )
+    np.testing.assert_allclose(ours, tunnel, rtol=1e-5, atol=1e-6)
+    other_seed = viz.saliency(model, x, 1, smooth_samples=3, smooth_noise=0.3, seed=8)
+    assert np.abs(other_seed - ours).max() > 1e-3

@@ -2,11 +2,13 @@
 
 viz is written in `keras.ops` and NumPy. What `keras.ops` cannot say (how
 to compile a function, how to take a gradient with respect to the inputs or
-to a value recorded inside the model, a custom gradient, stateless noise, a
-sequential map) is one small interface, implemented once per backend in
+to a value recorded inside the model, a custom gradient, a sequential
+map) is one small interface, implemented once per backend in
 `tensorflow.py`, `jax.py` and `torch.py`, chosen once from
-`keras.config.backend()`, as keras/src/backend/ is laid out. A fourth
-backend is one new module with the same functions:
+`keras.config.backend()`, as keras/src/backend/ is laid out. (Noise is
+drawn in NumPy, `_inputs.gaussian_noise`, so that a seed gives the same
+maps on every backend.) A fourth backend is one new module with the same
+functions:
 
 - `compile(function, model_ref)`: a callable running `function(*args)`
   compiled where the backend compiles, always with the current weights of
@@ -18,8 +20,6 @@ backend is one new module with the same functions:
   first (None if it called `tap` on nothing);
 - `with_rule(forward, mode, elementwise)`: `forward` with the guided or
   deconvnet gradient;
-- `stateless_normal(shape, seed)`, `stateless_randint(count, seed, low,
-  high)`: noise from an int32 pair;
 - `map_fn(fn, elements, dtype, sequential)`;
 - `explained_errors()`: a context that turns the backend's platform errors
   into messages a user can act on;
@@ -52,8 +52,6 @@ backend = importlib.import_module(f"keras_aprelu.viz._backend.{_MODULES[_NAME]}"
 
 grad = backend.grad
 with_rule = backend.with_rule
-stateless_normal = backend.stateless_normal
-stateless_randint = backend.stateless_randint
 map_fn = backend.map_fn
 explained_errors = backend.explained_errors
 runs_channels_first = backend.runs_channels_first

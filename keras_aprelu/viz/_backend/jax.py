@@ -101,21 +101,6 @@ def with_rule(forward, mode, elementwise=True):
     return wrapped
 
 
-def _key(seed):
-    return jax.random.wrap_key_data(jnp.asarray(seed).astype(jnp.uint32))
-
-
-def stateless_normal(shape, seed):
-    """Standard normal noise of `shape` drawn from the int32 pair `seed`."""
-    return jax.random.normal(_key(seed), tuple(shape), dtype=jnp.float32)
-
-
-def stateless_randint(count, seed, low, high):
-    """`count` int32 values uniform in [low, high) from the int32 pair
-    `seed`."""
-    return jax.random.randint(_key(seed), (count,), low, high, dtype=jnp.int32)
-
-
 def map_fn(fn, elements, dtype="float32", sequential=False):
     """`fn` over the first axis of `elements`, one element at a time."""
     del dtype, sequential  # lax.map infers the dtype and is sequential

@@ -134,17 +134,6 @@ def with_rule(forward, mode, elementwise=True):
     return wrapped
 
 
-def stateless_normal(shape, seed):
-    """Standard normal noise of `shape` drawn from the int32 pair `seed`."""
-    return tf.random.stateless_normal(shape, seed)
-
-
-def stateless_randint(count, seed, low, high):
-    """`count` int32 values uniform in [low, high) from the int32 pair
-    `seed`."""
-    return tf.random.stateless_uniform([count], seed, low, high, dtype=tf.int32)
-
-
 def map_fn(fn, elements, dtype="float32", sequential=False):
     """`fn` over the first axis of `elements`; `sequential` runs one
     element at a time, so that only one element's intermediates are held in

@@ -96,27 +96,6 @@ def with_rule(forward, mode, elementwise=True):
     return wrapped
 
 
-def stateless_normal(shape, seed):
-    """Standard normal noise of `shape` drawn from the int32 pair `seed`."""
-    generator = torch.Generator().manual_seed(_seed(seed))
-    return torch.randn(tuple(int(d) for d in shape), generator=generator).to(
-        keras.ops.convert_to_tensor(0.0).device
-    )
-
-
-def stateless_randint(count, seed, low, high):
-    """`count` int32 values uniform in [low, high) from the int32 pair
-    `seed`."""
-    generator = torch.Generator().manual_seed(_seed(seed))
-    values = torch.randint(int(low), int(high), (int(count),), generator=generator)
-    return values.to(torch.int32).to(keras.ops.convert_to_tensor(0).device)
-
-
-def _seed(pair):
-    first, second = (int(v) & 0xFFFFFFFF for v in keras.ops.convert_to_numpy(pair))
-    return (first << 32 | second) & 0x7FFFFFFFFFFFFFFF
-
-
 def map_fn(fn, elements, dtype="float32", sequential=False):
     """`fn` over the first axis of `elements`, one element at a time."""
     del dtype, sequential
