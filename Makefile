@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_layers.py --backend all --memory
 	$(PY) benchmarks/bench_viz.py
 	$(PY) benchmarks/bench_callbacks.py
+	$(PY) benchmarks/bench_recipe.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
