@@ -194,3 +194,41 @@ def test_shared_args_fills_in_and_checks_the_args_section():
 
     with pytest.raises(ValueError, match=r"Received: \['modle'\]"):
         _docs.shared_args("modle")
+
+
+def test_shared_args_fills_an_empty_returns_section_and_only_that():
+    from keras_aprelu.viz import _docs
+
+    @_docs.shared_args("model", returns="cam")
+    def method(model):
+        """Does it.
+
+        Args:
+
+        Returns:
+
+        Cost: one pass.
+        """
+
+    doc = method.__doc__
+    returns = doc[doc.index("Returns:\n") : doc.index("Cost:")]
+    assert " ".join(returns.split()) == "Returns: " + " ".join(
+        _docs.RETURNS["cam"].split()
+    )
+    assert returns.splitlines()[1].startswith("    float32 array")
+    assert doc.endswith("\n\nCost: one pass.\n")
+
+    with pytest.raises(ValueError, match=r"empty `Returns:`"):
+
+        @_docs.shared_args("model", returns="cam")
+        def described(model):
+            """Does it.
+
+            Args:
+
+            Returns:
+                Its own.
+            """
+
+    with pytest.raises(ValueError, match=r"Received: \['heatmap'\]"):
+        _docs.shared_args("model", returns="heatmap")

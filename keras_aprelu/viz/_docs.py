@@ -3,8 +3,10 @@
 A method's docstring lists only its own arguments under `Args:`;
 `@shared_args(...)` adds the shared ones from `ARGS`, with a note of the
 method's own where it has one, and puts every entry in the order of the
-signature. So `help(viz.hires_cam)` and the API reference show each
-argument where it is used, and a change of wording is one change here.
+signature. With `returns=`, it also fills an empty `Returns:` from
+`RETURNS`, for the methods whose results share a shape. So
+`help(viz.hires_cam)` and the API reference show each argument where it is
+used, and a change of wording is one change here.
 
 It also checks what a hand-written list cannot keep true: every parameter
 of the signature is described, and nothing else is.
@@ -41,6 +43,24 @@ ARGS = {
     "progress": """Show a progress bar. Defaults to `False`.""",
 }
 
+# The arguments of every map method.
+METHOD_ARGS = (
+    "model",
+    "inputs",
+    "target",
+    "logits",
+    "normalize",
+    "batch_size",
+    "progress",
+)
+
+RETURNS = {
+    "cam": """float32 array of shape `(batch, *spatial)` of the inputs. For a
+        model with several inputs, a list (or dict) with the map upsampled
+        to each input that has the layer's number of spatial axes, and
+        None for the others.""",
+}
+
 _INDENT = " " * 4
 
 
@@ -66,11 +86,14 @@ def _wrap(name, text):
     )
 
 
-def shared_args(*names, notes=None):
+def shared_args(*names, notes=None, returns=None):
     """Adds the shared arguments `names` to the decorated function's
-    `Args:`, each with `notes[name]` appended where given."""
+    `Args:`, each with `notes[name]` appended where given, and fills its
+    empty `Returns:` with `RETURNS[returns]` where given."""
     notes = notes or {}
     unknown = sorted(set(names) - set(ARGS)) + sorted(set(notes) - set(names))
+    if returns is not None and returns not in RETURNS:
+        unknown.append(returns)
     if unknown:
         raise ValueError(f"No shared description to add. Received: {unknown}")
 
@@ -98,6 +121,15 @@ def shared_args(*names, notes=None):
             )
         args = "\n".join(_wrap(name, own[name]) for name in order)
         rest = f"\n\n{body[1]}" if len(body) > 1 else ""
+        if returns is not None:
+            empty = "Returns:\n\n"
+            if not rest.startswith(f"\n\n{empty}"):
+                raise ValueError(
+                    f"{function.__name__}'s docstring must follow `Args:` "
+                    f"with an empty `Returns:` to fill. Received: {rest[:40]!r}"
+                )
+            text = textwrap.indent(inspect.cleandoc(RETURNS[returns]), _INDENT)
+            rest = rest.replace(empty, f"Returns:\n{text}\n\n", 1)
         function.__doc__ = f"{head.rstrip()}\n\nArgs:\n{args}{rest}\n"
         return function
 

@@ -163,16 +163,11 @@ def score_weighting(weights):
     return maps_of
 
 
-_cam_args = _docs.shared_args(
-    "model",
-    "inputs",
-    "target",
-    "logits",
-    "normalize",
-    "batch_size",
-    "progress",
+_CAM_ARGS = (
+    *_docs.METHOD_ARGS,
     "layer",
 )
+_cam_args = _docs.shared_args(*_CAM_ARGS, returns="cam")
 
 
 @_cam_args
@@ -202,10 +197,6 @@ def grad_cam(
     Args:
 
     Returns:
-        float32 array of shape `(batch, *spatial)` of the inputs. For a
-        model with several inputs, a list (or dict) with the map upsampled
-        to each input that has the layer's number of spatial axes, and
-        None for the others.
 
     Cost: one forward and one (partial) backward pass per input.
     """
@@ -253,10 +244,6 @@ def grad_cam_plus_plus(
     Args:
 
     Returns:
-        float32 array of shape `(batch, *spatial)` of the inputs. For a
-        model with several inputs, a list (or dict) with the map upsampled
-        to each input that has the layer's number of spatial axes, and
-        None for the others.
 
     Cost: one forward and one (partial) backward pass per input.
     """
@@ -301,10 +288,6 @@ def hires_cam(
     Args:
 
     Returns:
-        float32 array of shape `(batch, *spatial)` of the inputs. For a
-        model with several inputs, a list (or dict) with the map upsampled
-        to each input that has the layer's number of spatial axes, and
-        None for the others.
 
     Cost: one forward and one (partial) backward pass per input.
     """
@@ -348,10 +331,6 @@ def layer_cam(
     Args:
 
     Returns:
-        float32 array of shape `(batch, *spatial)` of the inputs. For a
-        model with several inputs, a list (or dict) with the map upsampled
-        to each input that has the layer's number of spatial axes, and
-        None for the others.
 
     Cost: one forward and one (partial) backward pass per input.
     """
@@ -368,7 +347,7 @@ def layer_cam(
     )
 
 
-@_cam_args
+@_docs.shared_args(*_CAM_ARGS)
 def score_cam(
     model,
     inputs,
@@ -445,10 +424,6 @@ def guided_grad_cam(
     Args:
 
     Returns:
-        float32 array of shape `(batch, *spatial)` of the inputs. For a
-        model with several inputs, a list (or dict) with the map upsampled
-        to each input that has the layer's number of spatial axes, and
-        None for the others.
 
     Cost: two forward and two backward passes per input.
     """

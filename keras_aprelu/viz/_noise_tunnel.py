@@ -53,13 +53,7 @@ def _aggregate(maps, kind):
 
 
 @_docs.shared_args(
-    "model",
-    "inputs",
-    "target",
-    "logits",
-    "normalize",
-    "batch_size",
-    "progress",
+    *_docs.METHOD_ARGS,
     notes={"normalize": "It applies to the aggregated map."},
 )
 def noise_tunnel(

@@ -97,13 +97,7 @@ def _heat(drops, corners, patch_size, spatial):
 
 
 @_docs.shared_args(
-    "model",
-    "inputs",
-    "target",
-    "logits",
-    "normalize",
-    "batch_size",
-    "progress",
+    *_docs.METHOD_ARGS,
     notes={"target": "The predicted class is that of the clean input."},
 )
 def occlusion(

@@ -83,13 +83,7 @@ def _saliency_function(run, samples, times_input=False):
 
 
 @_docs.shared_args(
-    "model",
-    "inputs",
-    "target",
-    "logits",
-    "normalize",
-    "batch_size",
-    "progress",
+    *_docs.METHOD_ARGS,
     notes={
         "batch_size": "With SmoothGrad, a pass holds "
         "`max(1, batch_size // smooth_samples)` inputs and all of their copies."
@@ -189,9 +183,7 @@ def saliency(
     return run.pack(run.run(step, compute))
 
 
-@_docs.shared_args(
-    "model", "inputs", "target", "logits", "normalize", "batch_size", "progress"
-)
+@_docs.shared_args(*_docs.METHOD_ARGS)
 def gradient_x_input(
     model,
     inputs,
@@ -276,13 +268,7 @@ def _ig_function(run, steps):
 
 
 @_docs.shared_args(
-    "model",
-    "inputs",
-    "target",
-    "logits",
-    "normalize",
-    "batch_size",
-    "progress",
+    *_docs.METHOD_ARGS,
     notes={"target": "The predicted class is that of `x`, used along the whole path."},
 )
 def integrated_gradients(
