@@ -148,6 +148,12 @@ def test_the_acceptance_pages_exist(site):
     assert (
         "<code>on_dead</code>" in documented["keras_aprelu.callbacks.ActivationMonitor"]
     )
+    # A sentence under Returns: is a paragraph (docs/templates), not a
+    # one-item list that starts with a dash.
+    returns = documented["keras_aprelu.viz.hires_cam"].split("Returns:", 1)[1]
+    returns = returns.split("Cost:", 1)[0]
+    assert "float32 array of shape" in returns
+    assert "<li" not in returns and "–" not in returns
 
 
 def test_the_cli_page_is_the_parser(site):
