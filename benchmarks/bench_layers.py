@@ -24,18 +24,9 @@ import subprocess
 import sys
 import time
 
+from _argv import backend_argument
 
-def _backend_argument(argv):
-    # Keras fixes its backend when it is imported, so read it first.
-    for i, arg in enumerate(argv):
-        if arg == "--backend" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--backend="):
-            return arg.split("=", 1)[1]
-    return "tensorflow"
-
-
-BACKEND = _backend_argument(sys.argv)
+BACKEND = backend_argument(sys.argv[1:], default="tensorflow")
 os.environ["KERAS_BACKEND"] = "tensorflow" if BACKEND == "all" else BACKEND
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

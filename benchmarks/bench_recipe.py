@@ -23,18 +23,9 @@ import statistics
 import sys
 import time
 
+from _argv import backend_argument
 
-def _backend_argument(argv):
-    # Keras fixes its backend when it is imported, so read it first.
-    for i, arg in enumerate(argv):
-        if arg == "--backend" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--backend="):
-            return arg.split("=", 1)[1]
-    return "jax"
-
-
-os.environ["KERAS_BACKEND"] = _backend_argument(sys.argv)
+os.environ["KERAS_BACKEND"] = backend_argument(sys.argv[1:], default="jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 

@@ -39,21 +39,11 @@ import subprocess
 import sys
 import time
 
-
-def _backend_from_argv():
-    # Keras reads KERAS_BACKEND once, at import: set it from --backend first.
-    argv = sys.argv[1:]
-    for i, arg in enumerate(argv):
-        if arg.startswith("--backend="):
-            return arg.split("=", 1)[1]
-        if arg == "--backend" and i + 1 < len(argv):
-            return argv[i + 1]
-    return None
-
+from _argv import backend_argument
 
 BACKENDS = ("tensorflow", "jax", "torch")
-if _backend_from_argv() in BACKENDS:
-    os.environ["KERAS_BACKEND"] = _backend_from_argv()
+if backend_argument(sys.argv[1:]) in BACKENDS:
+    os.environ["KERAS_BACKEND"] = backend_argument(sys.argv[1:])
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 
