@@ -265,14 +265,16 @@ def activation_maximization(
     logits = _args.check_bool(logits, "logits")
     seed = _args.check_int(seed, "seed", 0)
     span = high - low
-    # Drawn channels last and moved, so that a channels-first twin starts
-    # from the same image; in NumPy, so that every backend does.
-    first = _layers.data_format(model) == "channels_first" and len(input_shape) > 1
-    shape = (*input_shape[1:], input_shape[0]) if first else tuple(input_shape)
-    start = np.random.default_rng(seed).normal(
-        (low + high) / 2, 0.01 * span, size=(len(indices), *shape)
-    )
-    start = (np.moveaxis(start, -1, 1) if first else start).astype("float32")
+    # In NumPy, so that every backend starts from the same image, and so
+    # does a channels-first twin.
+    rng = np.random.default_rng(seed)
+    start = _inputs.drawn_channels_last(
+        lambda shape: rng.normal(
+            (low + high) / 2, 0.01 * span, size=(len(indices), *shape)
+        ),
+        input_shape,
+        _layers.data_format(model) == "channels_first" and len(input_shape) > 1,
+    ).astype("float32")
     # Read as any input is (checked against the model, which is inspected).
     plan = _request.plan_of(model, _inputs.read(model, start), logits=logits)
     fn = _max_function(

@@ -473,6 +473,16 @@ def is_numeric(value):
         return False
 
 
+def drawn_channels_last(draw, shape, channels_first):
+    """`draw(shape)` for one input of `shape` (batch axis excluded), drawn
+    channels last and moved when `channels_first`: a channels-first twin
+    then gets the same values. `draw` may add leading axes."""
+    if not channels_first:
+        return draw(tuple(shape))
+    values = draw((*shape[1:], shape[0]))
+    return np.moveaxis(values, -1, values.ndim - len(shape))
+
+
 def gaussian_noise(layout, xs, start, seed, samples):
     """Standard normal noise for `samples` copies of every input of a
     chunk, drawn in NumPy: per input i, float32 of shape
@@ -480,25 +490,24 @@ def gaussian_noise(layout, xs, start, seed, samples):
 
     Sample j of the whole batch (`start + j`) gets the noise of
     `np.random.default_rng([seed, start + j, i])` for input i, however the
-    batch is chunked and on every backend. It is drawn channels last and
-    moved, so that a channels-first twin gets the same noise.
+    batch is chunked and on every backend, drawn channels last
+    (`drawn_channels_last`).
     """
     out = []
     for i, x in enumerate(xs):
-        count = len(x)
+
+        def draw(shape, i=i, x=x):
+            return np.stack(
+                [
+                    np.random.default_rng([seed, start + j, i]).standard_normal(
+                        (samples, *shape)
+                    )
+                    for j in range(len(x))
+                ]
+            )
+
         first = layout.channels_first and layout.channel_axis(i) is not None
-        shape = (*x.shape[2:], x.shape[1]) if first else x.shape[1:]
-        draws = np.stack(
-            [
-                np.random.default_rng([seed, start + j, i]).standard_normal(
-                    (samples, *shape)
-                )
-                for j in range(count)
-            ]
-        )
-        if first:
-            draws = np.moveaxis(draws, -1, 2)
-        out.append(draws.astype("float32"))
+        out.append(drawn_channels_last(draw, x.shape[1:], first).astype("float32"))
     return out
 
 
