@@ -483,15 +483,16 @@ def drawn_channels_last(draw, shape, channels_first):
     return np.moveaxis(values, -1, values.ndim - len(shape))
 
 
-def gaussian_noise(layout, xs, start, seed, samples):
-    """Standard normal noise for `samples` copies of every input of a
-    chunk, drawn in NumPy: per input i, float32 of shape
-    `(count, samples, *x.shape[1:])`.
+def noisy_copies(layout, xs, level, start, seed, samples):
+    """`samples` noisy copies of every input of a chunk, drawn in NumPy:
+    per input, float32 of shape `(count * samples, *x.shape[1:])`, the
+    copies of a sample adjacent.
 
-    Sample j of the whole batch (`start + j`) gets the noise of
-    `np.random.default_rng([seed, start + j, i])` for input i, however the
-    batch is chunked and on every backend, drawn channels last
-    (`drawn_channels_last`).
+    A copy is `x + level * ptp(x) * noise`, with `ptp(x)` the sample's
+    value range and standard normal noise. Sample j of the whole batch
+    (`start + j`) gets the noise of `np.random.default_rng([seed, start + j,
+    i])` for model input i, however the batch is chunked and on every
+    backend, drawn channels last (`drawn_channels_last`).
     """
     out = []
     for i, x in enumerate(xs):
@@ -507,7 +508,10 @@ def gaussian_noise(layout, xs, start, seed, samples):
             )
 
         first = layout.channels_first and layout.channel_axis(i) is not None
-        out.append(drawn_channels_last(draw, x.shape[1:], first).astype("float32"))
+        noise = drawn_channels_last(draw, x.shape[1:], first)
+        spread = level * np.ptp(x.reshape(len(x), -1), axis=1)
+        noisy = x[:, None] + spread.reshape((len(x),) + (1,) * x.ndim) * noise
+        out.append(noisy.reshape(-1, *x.shape[1:]).astype("float32"))
     return out
 
 

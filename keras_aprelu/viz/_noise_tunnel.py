@@ -150,13 +150,7 @@ def noise_tunnel(
         chosen = run.targets.slice(start, start + count)
         if run.targets.score_fn is None and (chosen < 0).any():
             chosen = np.asarray(_backend.to_numpy(classes(xs, chosen)))
-        copies = []
-        draws = _inputs.gaussian_noise(layout, xs, start, seed, samples)
-        for x, draw in zip(xs, draws, strict=True):
-            spread = noise * np.ptp(x.reshape(count, -1), axis=1)
-            shape = (count, 1) + (1,) * (x.ndim - 1)
-            noisy = x[:, None] + spread.reshape(shape) * draw
-            copies.append(noisy.reshape(-1, *x.shape[1:]).astype("float32"))
+        copies = _inputs.noisy_copies(layout, xs, noise, start, seed, samples)
         maps = function(
             model,
             layout.pack(copies),

@@ -27,17 +27,6 @@ def input_gradients(model, plan, xs, targets, score_fn):
     return grads, scores
 
 
-def _noisy_copies(layout, xs, sigmas, noises, samples):
-    """`samples` noisy copies of each input, the copies of a sample
-    adjacent: x + sigma * noise, with the noise of `_inputs.gaussian_noise`."""
-    copies = []
-    for i, (x, sigma, noise) in enumerate(zip(xs, sigmas, noises, strict=True)):
-        sigma = keras.ops.reshape(sigma, [-1, 1] + [1] * (layout.ranks[i] - 1))
-        noisy = x[:, None] + sigma * noise
-        copies.append(keras.ops.reshape(noisy, [-1, *keras.ops.shape(x)[1:]]))
-    return copies
-
-
 def _saliency_function(run, samples, times_input=False):
     """The compiled maps of `saliency` (the gradient's largest magnitude over
     channels) or, with `times_input`, of `gradient_x_input` (the input times
@@ -61,13 +50,12 @@ def _saliency_function(run, samples, times_input=False):
         def plain(xs, targets):
             return maps_of(xs, targets)
 
-        def smooth(xs, targets, sigmas, noises):
+        def smooth(xs, targets, copies):
             # Every noisy copy is scored for the class predicted for the
             # clean input.
             with plan.logits_applied():
                 clean = plan.forward(model, xs)
                 targets = _scores.chosen_targets(clean, targets)
-            copies = _noisy_copies(layout, xs, sigmas, noises, samples)
             maps = maps_of(copies, keras.ops.repeat(targets, samples))
             return [
                 keras.ops.mean(
@@ -172,12 +160,10 @@ def saliency(
         chosen = run.targets.slice(start, start + len(xs[0]))
         if not samples:
             return fn(xs, chosen)
-        sigmas = [
-            (smooth_noise * np.ptp(x.reshape(len(x), -1), axis=1)).astype("float32")
-            for x in xs
-        ]
-        noises = _inputs.gaussian_noise(run.layout, xs, start, seed, samples)
-        return fn(xs, chosen, sigmas, noises)
+        copies = _inputs.noisy_copies(
+            run.layout, xs, smooth_noise, start, seed, samples
+        )
+        return fn(xs, chosen, copies)
 
     step = max(1, run.batch_size // samples) if samples else run.batch_size
     return run.pack(run.run(step, compute))

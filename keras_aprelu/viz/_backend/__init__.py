@@ -6,7 +6,7 @@ to a value recorded inside the model, a custom gradient, a sequential
 map) is one small interface, implemented once per backend in
 `tensorflow.py`, `jax.py` and `torch.py`, chosen once from
 `keras.config.backend()`, as keras/src/backend/ is laid out. (Noise is
-drawn in NumPy, `_inputs.gaussian_noise`, so that a seed gives the same
+drawn in NumPy, `_inputs.noisy_copies`, so that a seed gives the same
 maps on every backend.) A fourth backend is one new module with the same
 functions:
 
