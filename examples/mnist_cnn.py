@@ -9,12 +9,15 @@ which `reproduce.py` trains.
 import keras
 
 import keras_aprelu
+from keras_aprelu.layers.aprelu import NORMALIZATIONS
 
 ACTIVATIONS = ("relu", "leaky_relu", "prelu", "rrelu", "maxout", "aprelu")
 
 
 def activation_layer(name, index, width):
-    """A fresh activation layer named `act{index}` for `width` channels."""
+    """A fresh activation layer named `act{index}` for `width` channels.
+    `"aprelu_batch"` (any `"aprelu_" + normalization`) is APReLU with that
+    normalization in its sub-network."""
     layer_name = f"act{index}"
     if name == "relu":
         return keras.layers.ReLU(name=layer_name)
@@ -28,6 +31,11 @@ def activation_layer(name, index, width):
         return keras_aprelu.Maxout(width, name=layer_name)
     if name == "aprelu":
         return keras_aprelu.APReLU(name=layer_name)
+    if name.startswith("aprelu_") and name[len("aprelu_") :] in NORMALIZATIONS:
+        # "aprelu_batch": the paper's sub-network, with batch norms.
+        return keras_aprelu.APReLU(
+            normalization=name[len("aprelu_") :], name=layer_name
+        )
     raise ValueError(
         f"`activation` must be one of {', '.join(ACTIVATIONS)}. "
         f"Received: activation={name!r}"
@@ -107,7 +115,8 @@ RESNET_ACTIVATIONS = ("relu", "prelu", "aprelu")
 def _resnet_input(activation, seed):
     """Checks `activation` (one the paper compares), seeds the weights, and
     returns the MNIST image input of a residual network."""
-    if activation not in RESNET_ACTIVATIONS:
+    base = "aprelu" if activation.startswith("aprelu_") else activation
+    if base not in RESNET_ACTIVATIONS:
         raise ValueError(
             f"`activation` must be one of {', '.join(RESNET_ACTIVATIONS)}. "
             f"Received: activation={activation!r}"

@@ -1,6 +1,7 @@
 """Adaptively parametric ReLU and its relatives for Keras 3, with visualization."""
 
 from keras_aprelu import activations
+from keras_aprelu._batch_norm import recalibrate_batch_norm
 from keras_aprelu.layers import APReLU
 from keras_aprelu.layers import Maxout
 from keras_aprelu.layers import PReLU
@@ -8,4 +9,12 @@ from keras_aprelu.layers import RReLU
 
 __version__ = "0.1.0"
 
-__all__ = ["APReLU", "Maxout", "PReLU", "RReLU", "__version__", "activations"]
+__all__ = [
+    "APReLU",
+    "Maxout",
+    "PReLU",
+    "RReLU",
+    "__version__",
+    "activations",
+    "recalibrate_batch_norm",
+]

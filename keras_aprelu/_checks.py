@@ -128,3 +128,13 @@ def check_divisible(channels, num_units):
             f"channels cannot be split into {num_units} equal groups. "
             f"Received: num_units={num_units}, channels={channels}"
         )
+
+
+def check_choice(value, name, choices):
+    """`value` if it is one of `choices` (any iterable), else a ValueError
+    that lists them."""
+    choices = tuple(choices)
+    if value not in choices:
+        shown = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"`{name}` must be one of {shown}. Received: {name}={value!r}")
+    return value

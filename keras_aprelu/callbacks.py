@@ -20,6 +20,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_aprelu import _batch_norm
 from keras_aprelu import viz
 from keras_aprelu.layers import APReLU
 from keras_aprelu.layers import PReLU
@@ -29,7 +30,7 @@ from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _layers
 from keras_aprelu.viz import plotting
 
-__all__ = ["ActivationMonitor", "AttributionMaps"]
+__all__ = ["ActivationMonitor", "AttributionMaps", "RecalibrateBatchNorm"]
 
 # What `on_dead` may be: warn, also stop training, or do nothing.
 _ON_DEAD = ("warn", "stop", "ignore")
@@ -207,14 +208,22 @@ class ActivationMonitor(_EveryEpochs):
       this one in the list);
     - the slopes of each APReLU layer on `inputs` (as
       `keras_aprelu.viz.aprelu_slopes`) and the weights of each PReLU layer
-      (`keras_aprelu.PReLU` and `keras.layers.PReLU`).
+      (`keras_aprelu.PReLU` and `keras.layers.PReLU`);
+    - for each APReLU layer, the gap between its slopes in training mode
+      and in inference mode, mean |alpha_train - alpha_infer| over `inputs`
+      (training mode normalizing each batch of `batch_size` with its own
+      statistics), added to `logs` as `slope_gap/<layer path>`. It is 0
+      for the default `normalization="layer"`. Where it is large, the
+      model does not infer as it trains: the first time a layer's gap
+      exceeds `gap_threshold`, one warning says so and what to do.
 
-    With a `log_dir` it writes the dead fractions to TensorBoard as scalars
-    (`dead/<path>`) and the slopes as histograms (`slopes/<path>`), at the
-    epoch's index. The first time a layer's dead fraction exceeds
-    `dead_threshold`, `on_dead` decides: `"warn"` (one warning that names
-    the layer, the fraction and the epoch), `"stop"` (the warning, and
-    training stops after this epoch), or `"ignore"`.
+    With a `log_dir` it writes the dead fractions and slope gaps to
+    TensorBoard as scalars (`dead/<path>`, `slope_gap/<path>`) and the
+    slopes as histograms (`slopes/<path>`), at the epoch's index. The
+    first time a layer's dead fraction exceeds `dead_threshold`,
+    `on_dead` decides: `"warn"` (one warning that names the layer, the
+    fraction and the epoch), `"stop"` (the warning, and training stops
+    after this epoch), or `"ignore"`.
 
     Args:
         inputs: A fixed batch the model takes, as in `viz.dead_units`: an
@@ -225,7 +234,10 @@ class ActivationMonitor(_EveryEpochs):
         dead_threshold: The dead fraction, in [0, 1], above which a layer is
             reported. Defaults to `0.5`.
         on_dead: `"warn"`, `"stop"` or `"ignore"`. Defaults to `"warn"`.
-        batch_size: Samples per pass. Defaults to `64`.
+        gap_threshold: The slope gap, in [0, 1], above which an APReLU
+            layer is reported. Defaults to `0.05`.
+        batch_size: Samples per pass. Defaults to `64`; for the slope gap,
+            use the batch size of `fit`.
 
     Example:
 
@@ -235,8 +247,9 @@ class ActivationMonitor(_EveryEpochs):
     history.history["dead/act1"]  # the dead fraction of act1 after each epoch
     ```
 
-    Cost: one forward pass over `inputs` every `every` epochs (two with
-    APReLU layers), compiled once per model and reused from epoch to epoch.
+    Cost: one forward pass over `inputs` every `every` epochs, compiled
+    once per model and reused from epoch to epoch; with APReLU layers, two
+    more, one of them eager (the training-mode slopes).
     """
 
     def __init__(
@@ -247,22 +260,29 @@ class ActivationMonitor(_EveryEpochs):
         every=1,
         dead_threshold=0.5,
         on_dead="warn",
+        gap_threshold=0.05,
         batch_size=64,
     ):
         self.inputs = _check_inputs(inputs)
         super().__init__(log_dir, every)
         self.dead_threshold = _args.check_number(dead_threshold, "dead_threshold", 0, 1)
         self.on_dead = _args.check_choice(on_dead, "on_dead", _ON_DEAD)
+        self.gap_threshold = _args.check_number(gap_threshold, "gap_threshold", 0, 1)
         self.batch_size = _args.check_positive_int(batch_size, "batch_size")
         self._reported = set()
+        self._gap_reported = set()
 
     def _log(self, epoch, logs):
         dead = viz.dead_units(self.model, self.inputs, batch_size=self.batch_size)
+        gaps = self.slope_gaps()
         if logs is not None:
             logs.update({f"dead/{path}": value for path, value in dead.items()})
+            logs.update({f"slope_gap/{path}": value for path, value in gaps.items()})
         if self._writer.writer is not None:
             for path, value in dead.items():
                 self._writer.scalar(f"dead/{path}", value, epoch)
+            for path, value in gaps.items():
+                self._writer.scalar(f"slope_gap/{path}", value, epoch)
             for path, values in self.slopes().items():
                 self._writer.histogram(f"slopes/{path}", values, epoch)
             self._writer.writer.flush()
@@ -270,6 +290,33 @@ class ActivationMonitor(_EveryEpochs):
             if value > self.dead_threshold and path not in self._reported:
                 self._reported.add(path)
                 self._report(path, value, epoch)
+        for path, value in gaps.items():
+            if value > self.gap_threshold and path not in self._gap_reported:
+                self._gap_reported.add(path)
+                warnings.warn(
+                    f"The slopes of APReLU layer {path!r} differ by {value:.3f} "
+                    "on average between training mode and inference mode after "
+                    f"epoch {epoch + 1} (gap_threshold={self.gap_threshold}): "
+                    "predict and evaluate do not compute what fit trained. Use "
+                    'APReLU(normalization="layer"), the default, or recompute '
+                    "the batch-norm statistics after fit with "
+                    "keras_aprelu.recalibrate_batch_norm(model, x_train) or the "
+                    "RecalibrateBatchNorm callback.",
+                    stacklevel=2,
+                )
+
+    def slope_gaps(self):
+        """The slope gap now: dict from APReLU layer path to the mean of
+        |alpha_train - alpha_infer| over `inputs` ({} without APReLU)."""
+        if not any(isinstance(layer, APReLU) for _, layer in _layers.walk(self.model)):
+            return {}
+        infer = viz.aprelu_slopes(self.model, self.inputs, batch_size=self.batch_size)
+        train = viz.aprelu_slopes(
+            self.model, self.inputs, training=True, batch_size=self.batch_size
+        )
+        return {
+            path: float(np.mean(np.abs(train[path] - infer[path]))) for path in infer
+        }
 
     def slopes(self):
         """The slopes now: dict from layer path to APReLU's slopes on
@@ -304,8 +351,47 @@ class ActivationMonitor(_EveryEpochs):
             "every": self.every,
             "dead_threshold": self.dead_threshold,
             "on_dead": self.on_dead,
+            "gap_threshold": self.gap_threshold,
             "batch_size": self.batch_size,
         }
+
+
+class RecalibrateBatchNorm(keras.callbacks.Callback):
+    """Recomputes every batch norm's statistics when `fit` ends.
+
+    At the end of training it calls `keras_aprelu.recalibrate_batch_norm`
+    with `data`, so that the model that `fit` returns infers with moving
+    statistics computed exactly with its final weights. Unlike the other
+    callbacks here, it changes the model: its batch norms' moving mean and
+    variance, nothing else.
+
+    Args:
+        data: As in `recalibrate_batch_norm`: arrays, `(x, y)`, a
+            `tf.data.Dataset` or an iterable of batches; the training data
+            (or a few thousand samples of it) is the usual choice.
+        steps: The number of batches to read. Defaults to `None`, all.
+        batch_size: The batch size for array data. Defaults to `32`.
+
+    Example:
+
+    ```python
+    recalibrate = keras_aprelu.callbacks.RecalibrateBatchNorm(x_train[:5000])
+    model.fit(x_train, y_train, epochs=5, callbacks=[recalibrate])
+    ```
+
+    Cost: one forward pass over `data`, once, run eagerly.
+    """
+
+    def __init__(self, data, steps=None, batch_size=32):
+        super().__init__()
+        self.data = data
+        self.steps = None if steps is None else _args.check_positive_int(steps, "steps")
+        self.batch_size = _args.check_positive_int(batch_size, "batch_size")
+
+    def on_train_end(self, logs=None):
+        _batch_norm.recalibrate_batch_norm(
+            self.model, self.data, steps=self.steps, batch_size=self.batch_size
+        )
 
 
 def _map_methods():

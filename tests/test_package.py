@@ -20,6 +20,7 @@ def test_public_names():
         "RReLU",
         "__version__",
         "activations",
+        "recalibrate_batch_norm",
     ]
     from keras_aprelu import viz
 
@@ -34,7 +35,11 @@ def test_public_names():
     ]
     from keras_aprelu import callbacks
 
-    assert callbacks.__all__ == ["ActivationMonitor", "AttributionMaps"]
+    assert callbacks.__all__ == [
+        "ActivationMonitor",
+        "AttributionMaps",
+        "RecalibrateBatchNorm",
+    ]
     # The map methods the callbacks accept are viz functions that exist.
     assert all(callable(getattr(viz, name)) for name in viz._MAP_METHODS)
     assert keras_aprelu.__version__ == "0.1.0"

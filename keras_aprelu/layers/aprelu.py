@@ -1,8 +1,47 @@
+import warnings
+
 import keras
 from keras import ops
 
 from keras_aprelu import _checks
 from keras_aprelu import _ops
+
+
+def _layer_norm(layer, name):
+    return keras.layers.LayerNormalization(
+        epsilon=layer.epsilon, dtype=layer.dtype_policy, name=name
+    )
+
+
+def _batch_norm(layer, name):
+    return keras.layers.BatchNormalization(
+        momentum=0.9, epsilon=layer.epsilon, dtype=layer.dtype_policy, name=name
+    )
+
+
+def _batch_renorm(layer, name):
+    return keras.layers.BatchNormalization(
+        momentum=0.9,
+        epsilon=layer.epsilon,
+        renorm=True,
+        renorm_clipping={"rmax": 3.0, "rmin": 1 / 3, "dmax": 5.0},
+        renorm_momentum=0.9,
+        dtype=layer.dtype_policy,
+        name=name,
+    )
+
+
+def _no_norm(layer, name):
+    return keras.layers.Identity(dtype=layer.dtype_policy, name=name)
+
+
+# What `APReLU(normalization=...)` may be, and the layer each one builds.
+NORMALIZATIONS = {
+    "layer": _layer_norm,
+    "none": _no_norm,
+    "batch": _batch_norm,
+    "batch_renorm": _batch_renorm,
+}
 
 
 @keras.saving.register_keras_serializable(package="keras_aprelu")
@@ -12,20 +51,33 @@ class APReLU(keras.layers.Layer):
     A small sub-network looks at each sample and sets the negative slopes
     of its channels. It takes the global averages of min(x, 0) and of
     relu(x) over every axis but the batch and channel axes, concatenates
-    them (negative part first) and runs them through Dense, BatchNorm,
-    ReLU, Dense, BatchNorm and a sigmoid. The result, alpha in (0, 1) with
-    shape (batch, C), is the slope of each channel of that sample.
+    them (negative part first) and runs them through Dense, a
+    normalization, ReLU, Dense, a normalization and a sigmoid. The result,
+    alpha in (0, 1) with shape (batch, C), is the slope of each channel of
+    that sample.
+
+    The paper normalizes with batch norm (`normalization="batch"`). There
+    the slopes of a sample depend on the rest of its batch in training, and
+    on moving averages at inference that can lie many batch standard
+    deviations away from what training used, since the pooled averages
+    barely vary across a batch while the weights move them from step to
+    step. A model can then train well and infer badly (the Layers guide,
+    "APReLU in inference mode", has the measurements). The default,
+    `normalization="layer"`, normalizes each sample's hidden units on their
+    own, so that `predict` and `evaluate` compute exactly what `fit`
+    trained, on any batch size.
 
     Formula:
 
     ```
     z     = concat(mean(min(x, 0)), mean(relu(x)))        # (batch, 2C)
-    alpha = sigmoid(BN(Dense_C(relu(BN(Dense_H(z))))))    # (batch, C)
+    alpha = sigmoid(N(Dense_C(relu(N(Dense_H(z))))))      # (batch, C)
     f(x)  = relu(x) + alpha * min(x, 0)
     ```
 
-    With the default width H = C the layer has 3C^2 + 6C trainable weights
-    and 4C batch-norm statistics.
+    N is the normalization. With the default width H = C the layer has
+    3C^2 + 6C trainable weights (3C^2 + 2C with `normalization="none"`),
+    and the batch norms of `"batch"` keep 4C statistics.
 
     Args:
         axis: The channel axis. Defaults to `-1`; use `1` for
@@ -39,14 +91,26 @@ class APReLU(keras.layers.Layer):
             `None`. The authors' TFLearn code puts a weight decay of 1e-4 on
             them in TFLearn's convention (1e-4 * sum(w**2) / 2), which is
             `keras.regularizers.L2(5e-5)`.
-        batch_norm_epsilon: The epsilon of both batch-norm layers. Defaults
-            to `1e-3`, Keras's; the authors' TFLearn code uses `1e-5`.
+        normalization: The normalization N of the sub-network, at both
+            places. `"layer"` (the default): layer normalization over the
+            units of each sample, the same in training and inference.
+            `"none"`: no normalization, also the same in both. `"batch"`:
+            batch normalization with momentum 0.9, the paper's (and the
+            only one in release 0.1.0, whose saved files load with it).
+            `"batch_renorm"`: batch renormalization (Ioffe, 2017), with
+            r in [1/3, 3] and d in [-5, 5]. With either batch norm, call
+            `keras_aprelu.recalibrate_batch_norm` after `fit`.
+        epsilon: The epsilon of both normalizations. Defaults to `1e-3`,
+            Keras's; the authors' TFLearn code uses `1e-5`. (Release 0.1.0
+            called it `batch_norm_epsilon`, still accepted with a
+            `DeprecationWarning`.)
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:
         inputs: A floating-point tensor.
-        training: Whether the batch-norm layers use the statistics of the
-            batch (`True`) or their moving averages.
+        training: With batch norms in the sub-network, whether they use
+            the statistics of the batch (`True`) or their moving averages.
+            The default normalization ignores it.
 
     Input shape:
         Rank 2 (Dense outputs, where the averages are the values themselves)
@@ -65,8 +129,8 @@ class APReLU(keras.layers.Layer):
     >>> x = np.random.default_rng(0).normal(size=(2, 5, 5, 8)).astype("float32")
     >>> tuple(layer(x).shape)
     (2, 5, 5, 8)
-    >>> layer.count_params()  # 3 * 8**2 + 6 * 8 trainable, 4 * 8 statistics
-    272
+    >>> layer.count_params()  # 3 * 8**2 + 6 * 8
+    240
     >>> alpha = keras.ops.convert_to_numpy(layer.slopes(x))  # (batch, C)
     >>> alpha.shape, bool(np.all((alpha > 0) & (alpha < 1)))
     ((2, 8), True)
@@ -75,15 +139,16 @@ class APReLU(keras.layers.Layer):
         M. Zhao, S. Zhong, X. Fu, B. Tang, S. Dong and M. Pecht, "Deep
         Residual Networks with Adaptively Parametric Rectifier Linear Units
         for Fault Diagnosis", IEEE Transactions on Industrial Electronics,
-        68(3), 2020 (Fig. 3a). The slope per sample and channel follows the
+        68(3), 2020 (Fig. 3a), with batch norm in the sub-network, which
+        is `normalization="batch"` here. The slope per sample and channel follows the
         authors' TFLearn code for MNIST (zhao62/Adaptively-Parametric-ReLU,
         `ResNet_APReLU_TFLearn.py`), as do the pooling, the width H = C and
         the batch-norm momentum of 0.9; their Keras script for CIFAR-10
         learns one slope per sample, shared by all channels. To configure
-        the layer as their TFLearn code, pass
+        the layer as their TFLearn code, pass `normalization="batch"`,
         `kernel_regularizer=keras.regularizers.L2(5e-5)` and
-        `batch_norm_epsilon=1e-5`; the defaults stay as they are so that
-        saved models load unchanged.
+        `epsilon=1e-5`. Layer normalization: J. L. Ba, J. R. Kiros and
+        G. E. Hinton, "Layer Normalization", arXiv:1607.06450, 2016.
     """
 
     def __init__(
@@ -92,9 +157,19 @@ class APReLU(keras.layers.Layer):
         hidden_units=None,
         kernel_initializer="he_normal",
         kernel_regularizer=None,
-        batch_norm_epsilon=1e-3,
+        normalization="layer",
+        epsilon=1e-3,
         **kwargs,
     ):
+        if "batch_norm_epsilon" in kwargs:
+            warnings.warn(
+                "`batch_norm_epsilon` is now `epsilon`, the epsilon of either "
+                "normalization. Received: batch_norm_epsilon="
+                f"{kwargs['batch_norm_epsilon']!r}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            epsilon = kwargs.pop("batch_norm_epsilon")
         super().__init__(**kwargs)
         self.axis = _checks.check_int_axis(axis)
         self.hidden_units = _checks.check_positive_int(
@@ -102,9 +177,10 @@ class APReLU(keras.layers.Layer):
         )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.batch_norm_epsilon = _checks.check_positive_float(
-            batch_norm_epsilon, "batch_norm_epsilon"
+        self.normalization = _checks.check_choice(
+            normalization, "normalization", NORMALIZATIONS
         )
+        self.epsilon = _checks.check_positive_float(epsilon, "epsilon")
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -127,22 +203,22 @@ class APReLU(keras.layers.Layer):
                 name=name,
             )
 
-        def batch_norm(name):
-            return keras.layers.BatchNormalization(
-                momentum=0.9,
-                epsilon=self.batch_norm_epsilon,
-                dtype=self.dtype_policy,
-                name=name,
-            )
-
         self.dense_1 = dense(hidden, "dense_1")
         self.dense_1.build((None, 2 * channels))
-        self.batch_norm_1 = batch_norm("batch_norm_1")
-        self.batch_norm_1.build((None, hidden))
         self.dense_2 = dense(channels, "dense_2")
         self.dense_2.build((None, hidden))
-        self.batch_norm_2 = batch_norm("batch_norm_2")
-        self.batch_norm_2.build((None, channels))
+        # The attribute names are the weights' paths in a .keras file:
+        # "batch_norm_1" and "batch_norm_2" are those of release 0.1.0.
+        for index, units in ((1, hidden), (2, channels)):
+            name = f"{self.normalization}_norm_{index}"
+            norm = NORMALIZATIONS[self.normalization](self, name)
+            norm.build((None, units))
+            setattr(self, name, norm)
+
+    def normalization_layers(self):
+        """The sub-network's two normalization layers, in order: the one
+        after the hidden Dense layer and the one before the sigmoid."""
+        return [getattr(self, f"{self.normalization}_norm_{i}") for i in (1, 2)]
 
     def call(self, inputs, training=None):
         _checks.check_built_shape(inputs.shape, self._built_shape, self.name)
@@ -174,8 +250,9 @@ class APReLU(keras.layers.Layer):
         # output stage must use (see `_ops.signed_means`), and the slopes.
         inputs, negative, positive = _ops.signed_means(inputs, self._pool_axes)
         z = ops.concatenate([negative, positive], axis=-1)
-        z = ops.relu(self.batch_norm_1(self.dense_1(z), training=training))
-        z = self.batch_norm_2(self.dense_2(z), training=training)
+        norm_1, norm_2 = self.normalization_layers()
+        z = ops.relu(norm_1(self.dense_1(z), training=training))
+        z = norm_2(self.dense_2(z), training=training)
         return inputs, ops.sigmoid(z)
 
     def get_config(self):
@@ -190,10 +267,20 @@ class APReLU(keras.layers.Layer):
                 "kernel_regularizer": keras.regularizers.serialize(
                     self.kernel_regularizer
                 ),
-                "batch_norm_epsilon": self.batch_norm_epsilon,
+                "normalization": self.normalization,
+                "epsilon": self.epsilon,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        if "normalization" not in config:
+            # Saved by release 0.1.0, whose sub-network had batch norms.
+            config = dict(config, normalization="batch")
+            if "batch_norm_epsilon" in config:
+                config["epsilon"] = config.pop("batch_norm_epsilon")
+        return super().from_config(config)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -29,25 +29,33 @@ def _aprelu_layers(model):
     return found
 
 
+@contextlib.contextmanager
+def _recording_slopes(layers, store, training):
+    """Inside, each call of `layers[i]` puts its slopes in `store[i]`,
+    computed in training mode (the statistics of the batch) or not."""
+    with contextlib.ExitStack() as stack:
+        for index, layer in enumerate(layers):
+
+            def call(
+                inputs,
+                *args,
+                _original=layer.call,
+                _layer=layer,
+                _index=index,
+                **kwargs,
+            ):
+                store[_index] = _layer.slopes(inputs, training=training)
+                return _original(inputs, *args, **kwargs)
+
+            stack.enter_context(_layers.patched(layer, "call", call))
+        yield
+
+
 def _slopes_function(model, layout, layers):
     def build(model):
         def fn(xs):
             store = {}
-            with contextlib.ExitStack() as stack:
-                for index, layer in enumerate(layers):
-
-                    def call(
-                        inputs,
-                        *args,
-                        _original=layer.call,
-                        _layer=layer,
-                        _index=index,
-                        **kwargs,
-                    ):
-                        store[_index] = _layer.slopes(inputs, training=False)
-                        return _original(inputs, *args, **kwargs)
-
-                    stack.enter_context(_layers.patched(layer, "call", call))
+            with _recording_slopes(layers, store, training=False):
                 model(layout.to_model(xs), training=False)
             return [keras.ops.cast(store[i], "float32") for i in range(len(layers))]
 
@@ -57,7 +65,21 @@ def _slopes_function(model, layout, layers):
     return _backend.compiled(model, key, build)
 
 
-def aprelu_slopes(model, inputs, *, batch_size=64, progress=False):
+def _batch_mode_slopes(model, layout, layers):
+    """The slopes as `fit` computes them, eagerly: the sub-network of each
+    layer normalizes with the statistics of the batch it is given. What that
+    changes in the layers' moving statistics is undone by the caller."""
+
+    def fn(xs):
+        store = {}
+        with _recording_slopes(layers, store, training=True):
+            model(layout.to_model(xs), training=False)
+        return [keras.ops.cast(store[i], "float32") for i in range(len(layers))]
+
+    return fn
+
+
+def aprelu_slopes(model, inputs, *, training=False, batch_size=64, progress=False):
     """The negative slopes APReLU gives each input, for every APReLU layer.
 
     Args:
@@ -65,23 +87,43 @@ def aprelu_slopes(model, inputs, *, batch_size=64, progress=False):
             (nested models included).
         inputs: As in `saliency`: an array, a list or dict of them, or a
             `tf.data.Dataset`.
+        training: Defaults to `False`: the slopes of inference, those of
+            `predict` and `evaluate`. With `True`, the slopes as `fit`
+            computes them: where the sub-network has batch norms
+            (`APReLU(normalization="batch")`), each batch of `batch_size`
+            inputs is normalized with its own statistics, and the layer's
+            moving statistics are left as they were. The two agree for the
+            default `normalization="layer"`; where they differ, inference
+            does not compute what training learned (the Layers guide,
+            "APReLU in inference mode").
         batch_size: Samples per pass. Defaults to 64.
         progress: Show a progress bar. Defaults to `False`.
 
     Returns:
         dict from layer path to a float32 array of shape `(batch, C)`, in
-        the order the model holds the layers. The slopes are those of
-        inference (batch norm with its moving averages).
+        the order the model holds the layers.
 
-    Cost: one forward pass per input.
+    Cost: one forward pass per input (run eagerly with `training=True`).
     """
+    training = _args.check_bool(training, "training")
     batch_size = _args.check_positive_int(batch_size, "batch_size")
     progress = _args.check_bool(progress, "progress")
     _layers.check_model(model)
     found = _aprelu_layers(model)
     data = _inputs.read(model, inputs)
-    fn = _slopes_function(model, data.layout, [layer for _, layer in found])
-    slopes = _inputs.collect(data, batch_size, lambda _, xs: fn(xs), progress)
+    layers = [layer for _, layer in found]
+    if not training:
+        fn = _slopes_function(model, data.layout, layers)
+        slopes = _inputs.collect(data, batch_size, lambda _, xs: fn(xs), progress)
+    else:
+        fn = _batch_mode_slopes(model, data.layout, layers)
+        state = [v for layer in layers for v in layer.non_trainable_variables]
+        saved = [_backend.to_numpy(v) for v in state]
+        try:
+            slopes = _inputs.collect(data, batch_size, lambda _, xs: fn(xs), progress)
+        finally:
+            for variable, value in zip(state, saved, strict=True):
+                variable.assign(value)
     return {path: values for (path, _), values in zip(found, slopes, strict=True)}
 
 

@@ -10,7 +10,8 @@ import numbers
 
 import numpy as np
 
-from keras_aprelu._checks import check_positive_int  # noqa: F401  (one check)
+from keras_aprelu._checks import check_choice  # noqa: F401  (one check each)
+from keras_aprelu._checks import check_positive_int  # noqa: F401
 
 
 def check_bool(value, name):
@@ -48,13 +49,6 @@ def check_number(value, name, minimum=None, maximum=None):
             rule = "a finite number" + ("" if minimum is None else f" >= {minimum}")
         raise ValueError(f"`{name}` must be {rule}. Received: {name}={value!r}")
     return float(value)
-
-
-def check_choice(value, name, choices):
-    if value not in choices:
-        shown = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"`{name}` must be one of {shown}. Received: {name}={value!r}")
-    return value
 
 
 def per_axis(value, name, spatial):

@@ -13,7 +13,8 @@ from tests.layer_testing import run_layer_test
 
 
 def numpy_aprelu(layer, x, training):
-    """The official structure (paper Fig. 3a), from the layer's own weights."""
+    """The official structure (paper Fig. 3a), from the layer's own weights,
+    with the layer's normalization in the sub-network."""
     x = np.asarray(x, dtype="float64")
     axis = layer.axis % x.ndim
     pool = tuple(a for a in range(1, x.ndim) if a != axis)
@@ -27,15 +28,22 @@ def numpy_aprelu(layer, x, training):
     def dense(z, d):
         return z @ value(d.kernel) + value(d.bias)
 
-    def batch_norm(z, bn):
-        if training:
+    def normalize(z, norm):
+        if layer.normalization == "none":
+            return z
+        if layer.normalization == "layer":
+            mean, var = z.mean(-1, keepdims=True), z.var(-1, keepdims=True)
+        elif training:
+            assert layer.normalization == "batch", "renorm corrects in training"
             mean, var = z.mean(0), z.var(0)
         else:
-            mean, var = value(bn.moving_mean), value(bn.moving_variance)
-        return (z - mean) / np.sqrt(var + bn.epsilon) * value(bn.gamma) + value(bn.beta)
+            mean, var = value(norm.moving_mean), value(norm.moving_variance)
+        scaled = (z - mean) / np.sqrt(var + norm.epsilon)
+        return scaled * value(norm.gamma) + value(norm.beta)
 
-    z = np.maximum(batch_norm(dense(z, layer.dense_1), layer.batch_norm_1), 0)
-    z = batch_norm(dense(z, layer.dense_2), layer.batch_norm_2)
+    norm_1, norm_2 = layer.normalization_layers()
+    z = np.maximum(normalize(dense(z, layer.dense_1), norm_1), 0)
+    z = normalize(dense(z, layer.dense_2), norm_2)
     alpha = 1 / (1 + np.exp(-z))
     shape = [1] * x.ndim
     shape[0], shape[axis] = x.shape[0], x.shape[axis]
@@ -43,14 +51,20 @@ def numpy_aprelu(layer, x, training):
 
 
 def randomize(layer, seed=0):
-    """Non-trivial weights and batch-norm statistics, so that they matter."""
+    """Non-trivial weights and normalization statistics, so that they
+    matter."""
     rng = np.random.default_rng(seed)
-    for bn in (layer.batch_norm_1, layer.batch_norm_2):
-        n = bn.gamma.shape[0]
-        bn.gamma.assign(rng.uniform(0.5, 2, n))
-        bn.beta.assign(rng.normal(size=n))
-        bn.moving_mean.assign(rng.normal(size=n))
-        bn.moving_variance.assign(rng.uniform(0.5, 2, n))
+    for norm in layer.normalization_layers():
+        if not norm.weights:  # normalization="none"
+            continue
+        n = norm.gamma.shape[0]
+        norm.gamma.assign(rng.uniform(0.5, 2, n))
+        norm.beta.assign(rng.normal(size=n))
+        if hasattr(norm, "moving_mean"):
+            norm.moving_mean.assign(rng.normal(size=n))
+            norm.moving_variance.assign(rng.uniform(0.5, 2, n))
+            if getattr(norm, "renorm", False):
+                norm.moving_stddev.assign(np.sqrt(to_numpy(norm.moving_variance)))
     for dense in (layer.dense_1, layer.dense_2):
         # Drawn here, not by the initializer: the same on every backend.
         scale = np.sqrt(2 / dense.kernel.shape[0])
@@ -62,6 +76,15 @@ def sample(shape, seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype("float32")
 
 
+# (normalization, trainable weights, statistics, trainable parameters for C).
+NORMALIZATION_WEIGHTS = {
+    "layer": (8, 0, lambda c: 3 * c**2 + 6 * c),
+    "none": (4, 0, lambda c: 3 * c**2 + 2 * c),
+    "batch": (8, 4, lambda c: 3 * c**2 + 6 * c),
+    "batch_renorm": (8, 10, lambda c: 3 * c**2 + 6 * c),
+}
+
+
 @pytest.mark.parametrize(
     "kwargs, input_shape, channels",
     [
@@ -70,10 +93,13 @@ def sample(shape, seed=0):
         ({}, (4, 7, 3), 3),
         ({}, (3, 2, 3, 3, 2), 2),
         ({"axis": 1}, (4, 3, 5, 5), 3),
+        ({"normalization": "none"}, (4, 6, 6, 4), 4),
+        ({"normalization": "batch_renorm"}, (4, 6, 6, 4), 4),
         # The authors' TFLearn configuration (README, "Evidence").
         (
             {
-                "batch_norm_epsilon": 1e-5,
+                "normalization": "batch",
+                "epsilon": 1e-5,
                 "kernel_regularizer": keras.regularizers.L2(5e-5),
             },
             (4, 6, 6, 4),
@@ -82,35 +108,42 @@ def sample(shape, seed=0):
     ],
 )
 def test_layer_contract(kwargs, input_shape, channels):
+    trainable, statistics, params = NORMALIZATION_WEIGHTS[
+        kwargs.get("normalization", "layer")
+    ]
     run_layer_test(
         APReLU,
         kwargs,
         input_shape,
         expected_output_shape=input_shape,
-        expected_num_trainable_weights=8,
-        expected_num_non_trainable_weights=4,
-        expected_num_trainable_params=3 * channels**2 + 6 * channels,
+        expected_num_trainable_weights=trainable,
+        expected_num_non_trainable_weights=statistics,
+        expected_num_trainable_params=params(channels),
     )
 
 
 def test_parameter_counts():
     layer = APReLU()
     layer.build((None, 8, 8, 16))
-    assert layer.count_params() == 3 * 16**2 + 6 * 16 + 4 * 16
+    assert layer.count_params() == 3 * 16**2 + 6 * 16
+    paper = APReLU(normalization="batch")
+    paper.build((None, 8, 8, 16))
+    assert paper.count_params() == 3 * 16**2 + 6 * 16 + 4 * 16
     narrow = APReLU(hidden_units=4)
     narrow.build((None, 8, 8, 16))
     trainable = sum(int(np.prod(w.shape)) for w in narrow.trainable_weights)
-    # Dense(2C -> H), BN(H), Dense(H -> C), BN(C).
+    # Dense(2C -> H), LayerNorm(H), Dense(H -> C), LayerNorm(C).
     assert trainable == (32 * 4 + 4) + 2 * 4 + (4 * 16 + 16) + 2 * 16
 
 
+@pytest.mark.parametrize("normalization", ["layer", "none", "batch"])
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize(
     "axis, shape",
     [(-1, (5, 6, 7, 3)), (1, (5, 3, 4, 6)), (-1, (5, 4)), (-1, (5, 9, 3))],
 )
-def test_values_match_numpy_reference(axis, shape, training):
-    layer = APReLU(axis=axis)
+def test_values_match_numpy_reference(axis, shape, training, normalization):
+    layer = APReLU(axis=axis, normalization=normalization)
     x = sample(shape)
     layer.build(x.shape)
     randomize(layer)
@@ -123,24 +156,72 @@ def test_values_match_numpy_reference(axis, shape, training):
     )
 
 
-def test_batch_norm_epsilon_reaches_both_batch_norms():
+def test_batch_renorm_infers_with_its_moving_statistics():
+    layer = APReLU(normalization="batch_renorm")
+    x = sample((5, 6, 3))
+    layer.build(x.shape)
+    randomize(layer)
+    expected, alpha = numpy_aprelu(layer, x, training=False)
+    np.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("normalization", ["layer", "none"])
+def test_default_slopes_do_not_depend_on_the_batch(normalization):
+    # A sample's slopes are the same alone, in any batch, in either mode.
+    layer = APReLU(normalization=normalization)
+    x = sample((6, 5, 4))
+    layer.build(x.shape)
+    randomize(layer)
+    together = to_numpy(layer.slopes(x, training=True))
+    for i in range(len(x)):
+        alone = to_numpy(layer.slopes(x[i : i + 1], training=False))
+        np.testing.assert_allclose(alone[0], together[i], rtol=1e-5, atol=1e-6)
+    assert layer.non_trainable_weights == []
+
+
+@pytest.mark.parametrize("normalization", ["layer", "batch"])
+def test_epsilon_reaches_both_normalizations(normalization):
     # In training mode on two samples 1 % apart, the batch variances are
     # about 1e-5 of the values', so epsilon sets much of the scale: the two
-    # values must give different slopes (by 0.02 here), each matching the
-    # reference.
+    # values must give different slopes, each matching the reference. Layer
+    # norm is checked on inputs whose hidden units are nearly equal.
     x = sample((1, 4, 4, 3)) * np.float32([1, 1.01]).reshape(2, 1, 1, 1)
     slopes = {}
     for epsilon in (1e-3, 1e-5):
-        layer = APReLU(batch_norm_epsilon=epsilon)
+        layer = APReLU(normalization=normalization, epsilon=epsilon)
         layer.build(x.shape)
         randomize(layer)
-        assert layer.batch_norm_1.epsilon == layer.batch_norm_2.epsilon == epsilon
+        if normalization == "layer":
+            layer.dense_1.kernel.assign(1e-3 * to_numpy(layer.dense_1.kernel))
+            layer.dense_1.bias.assign(np.zeros(layer.dense_1.bias.shape))
+        norms = layer.normalization_layers()
+        assert norms[0].epsilon == norms[1].epsilon == epsilon
         _, expected = numpy_aprelu(layer, x, training=True)
         slopes[epsilon] = to_numpy(layer.slopes(x, training=True))
         np.testing.assert_allclose(slopes[epsilon], expected, rtol=1e-4, atol=1e-6)
-        assert APReLU.from_config(layer.get_config()).batch_norm_epsilon == epsilon
-    assert APReLU().batch_norm_epsilon == 1e-3  # saved files keep loading
-    assert np.abs(slopes[1e-3] - slopes[1e-5]).max() > 0.01
+        assert APReLU.from_config(layer.get_config()).epsilon == epsilon
+    assert np.abs(slopes[1e-3] - slopes[1e-5]).max() > 0.005
+
+
+def test_defaults():
+    layer = APReLU()
+    assert (layer.normalization, layer.epsilon) == ("layer", 1e-3)
+
+
+def test_release_0_1_0_configs_load_as_the_paper_sub_network():
+    # Release 0.1.0 saved no `normalization` and named epsilon
+    # `batch_norm_epsilon`; its files hold batch norms.
+    config = APReLU(name="act").get_config()
+    del config["normalization"], config["epsilon"]
+    config["batch_norm_epsilon"] = 1e-5
+    layer = APReLU.from_config(config)
+    assert (layer.normalization, layer.epsilon) == ("batch", 1e-5)
+
+
+def test_batch_norm_epsilon_is_deprecated_for_epsilon():
+    with pytest.warns(DeprecationWarning, match=r"`batch_norm_epsilon` is now"):
+        layer = APReLU(batch_norm_epsilon=1e-5)
+    assert layer.epsilon == 1e-5
 
 
 def test_slopes_differ_per_sample_and_lie_in_unit_interval():
@@ -268,11 +349,15 @@ def test_nan_and_inf_stay_in_their_sample():
         ({"hidden_units": 2.5}, r"Received: hidden_units=2\.5"),
         ({"axis": "channels"}, r"`axis` must be an int\. Received: axis='channels'"),
         (
-            {"batch_norm_epsilon": 0},
-            r"`batch_norm_epsilon` must be a positive number\. "
-            r"Received: batch_norm_epsilon=0",
+            {"epsilon": 0},
+            r"`epsilon` must be a positive number\. Received: epsilon=0",
         ),
-        ({"batch_norm_epsilon": "1e-5"}, r"Received: batch_norm_epsilon='1e-5'"),
+        ({"epsilon": "1e-5"}, r"Received: epsilon='1e-5'"),
+        (
+            {"normalization": "group"},
+            r"`normalization` must be one of 'layer', 'none', 'batch', "
+            r"'batch_renorm'\. Received: normalization='group'",
+        ),
     ],
 )
 def test_bad_constructor_arguments(kwargs, message):
