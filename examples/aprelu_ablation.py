@@ -31,7 +31,7 @@ def _batch_norms(model):
 
 
 def _own(layer):
-    return [layer.batch_norm_1, layer.batch_norm_2]
+    return layer.normalization_layers()
 
 
 def set_initial_slopes(model, alpha=0.1, gamma=0.1):
@@ -45,7 +45,7 @@ def set_initial_slopes(model, alpha=0.1, gamma=0.1):
         raise ValueError(f"`model` has no APReLU layer. Received: model={model.name}")
     beta = float(np.log(alpha / (1 - alpha)))
     for layer in layers:
-        bn = layer.batch_norm_2
+        bn = layer.normalization_layers()[1]
         bn.beta.assign(np.full(bn.beta.shape, beta, "float32"))
         bn.gamma.assign(np.full(bn.gamma.shape, gamma, "float32"))
 

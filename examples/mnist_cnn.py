@@ -177,20 +177,21 @@ class ZeroChannelPad(keras.layers.Layer):
         return (*rest, channels)
 
 
-def reference_activation(name, index):
+def reference_activation(name, index, normalization="batch"):
     """An activation of the reference network: as `activation_layer`, with
-    APReLU configured as the authors' (L2 on its Dense layers, BN epsilon
-    1e-5)."""
+    APReLU configured as the authors' (L2 on its Dense layers, epsilon
+    1e-5) and, by default, their batch norms in its sub-network."""
     if name == "aprelu":
         return keras_aprelu.APReLU(
             kernel_regularizer=keras.regularizers.L2(REFERENCE_L2),
-            batch_norm_epsilon=REFERENCE_BN["epsilon"],
+            normalization=normalization,
+            epsilon=REFERENCE_BN["epsilon"],
             name=f"act{index}",
         )
     return activation_layer(name, index, None)
 
 
-def reference_unit(x, width, strides, activation, index):
+def reference_unit(x, width, strides, activation, index, normalization="batch"):
     """The authors' residual building unit: BN, activation, 3x3 conv (He
     initialization, L2), twice; the shortcut has no weights (a 1x1 average
     pool of stride `strides`, then zero channels split evenly around the
@@ -209,10 +210,10 @@ def reference_unit(x, width, strides, activation, index):
 
     shortcut = x
     y = keras.layers.BatchNormalization(**REFERENCE_BN, name=f"rbu{index}_bn1")(x)
-    y = reference_activation(activation, f"{index}a")(y)
+    y = reference_activation(activation, f"{index}a", normalization)(y)
     y = conv(y, strides, 1)
     y = keras.layers.BatchNormalization(**REFERENCE_BN, name=f"rbu{index}_bn2")(y)
-    y = reference_activation(activation, f"{index}b")(y)
+    y = reference_activation(activation, f"{index}b", normalization)(y)
     y = conv(y, 1, 2)
     if strides > 1:
         shortcut = keras.layers.AveragePooling2D(
@@ -226,7 +227,7 @@ def reference_unit(x, width, strides, activation, index):
     return keras.layers.Add(name=f"rbu{index}_add")([y, shortcut])
 
 
-def build_reference_resnet(activation="aprelu", seed=0):
+def build_reference_resnet(activation="aprelu", seed=0, normalization="batch"):
     """Zhao et al.'s MNIST network, as in their TFLearn script.
 
     conv16 -> RBU(16, stride 1) -> RBU(32, stride 2) -> RBU(32, stride 1)
@@ -236,6 +237,8 @@ def build_reference_resnet(activation="aprelu", seed=0):
     classifier its truncated normal of std 0.02; the units use He
     initialization; L2 as TFLearn's weight decay of 1e-4 on every
     convolution and on APReLU's Dense layers, not on the classifier.
+    `normalization` is that of APReLU's sub-network: the authors' batch
+    norms by default.
     """
     inputs = _resnet_input(activation, seed)
     x = keras.layers.Conv2D(
@@ -247,9 +250,9 @@ def build_reference_resnet(activation="aprelu", seed=0):
         name="conv0",
     )(inputs)
     for index, (width, strides) in enumerate(((16, 1), (32, 2), (32, 1)), start=1):
-        x = reference_unit(x, width, strides, activation, index)
+        x = reference_unit(x, width, strides, activation, index, normalization)
     x = keras.layers.BatchNormalization(**REFERENCE_BN, name="bn")(x)
-    x = reference_activation(activation, "_out")(x)
+    x = reference_activation(activation, "_out", normalization)(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = keras.layers.Dense(
         10,

@@ -21,6 +21,7 @@ KEYS = (
     "test_accuracy",
     "seconds",
     "backend",
+    "normalization",
 )
 NAMES = {"relu": "ReLU", "prelu": "PReLU", "aprelu": "APReLU"}
 
@@ -35,6 +36,13 @@ def load(path=RESULTS):
         raise ValueError(
             f"`--results` must hold a JSON list of records. Received: {path}"
         )
+    for record in records:
+        # Records written before APReLU had a choice of normalization ran
+        # the paper's batch norms.
+        if "activation" in record and "normalization" not in record:
+            record["normalization"] = (
+                "batch" if record["activation"] == "aprelu" else None
+            )
     return records
 
 
@@ -52,27 +60,44 @@ def level_name(snr_db):
     return "clean" if snr_db is None else f"{snr_db:g} dB"
 
 
+def activation_name(activation, normalization):
+    """ "ReLU", "PReLU", or APReLU with the normalization of its
+    sub-network: "APReLU (batch norm)" is the paper's."""
+    if activation != "aprelu":
+        return NAMES[activation]
+    return f"APReLU ({normalization.replace('_', ' ')} norm)"
+
+
 def summary(records):
-    """One row per (noise level, activation): noisy levels first, then
-    clean; ReLU, PReLU, APReLU. Accuracies in %; `std` is the sample
-    standard deviation over the seeds (None for one seed)."""
+    """One row per (noise level, activation, normalization): noisy levels
+    first, then clean; ReLU, PReLU, APReLU (the paper's batch norms first).
+    Accuracies in %; `std` is the sample standard deviation over the seeds
+    (None for one seed)."""
     groups = {}
     for record in records:
-        groups.setdefault((record["snr_db"], record["activation"]), []).append(record)
+        cell = (record["snr_db"], record["activation"], record["normalization"])
+        groups.setdefault(cell, []).append(record)
     order = list(NAMES)
+    norms = [None, "batch", "layer", "none", "batch_renorm"]
 
     def key(item):
-        snr_db, activation = item
-        return (snr_db is None, snr_db or 0, order.index(activation))
+        snr_db, activation, normalization = item
+        return (
+            snr_db is None,
+            snr_db or 0,
+            order.index(activation),
+            norms.index(normalization),
+        )
 
     rows = []
-    for snr_db, activation in sorted(groups, key=key):
-        group = sorted(groups[(snr_db, activation)], key=lambda r: r["seed"])
+    for snr_db, activation, normalization in sorted(groups, key=key):
+        group = groups[(snr_db, activation, normalization)]
+        group = sorted(group, key=lambda r: r["seed"])
         test = 100 * np.array([r["test_accuracy"] for r in group])
         rows.append(
             {
                 "level": level_name(snr_db),
-                "activation": NAMES[activation],
+                "activation": activation_name(activation, normalization),
                 "seeds": [r["seed"] for r in group],
                 "test": [float(t) for t in test],
                 "mean": float(test.mean()),

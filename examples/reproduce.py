@@ -4,6 +4,7 @@ one (activation, noise level, seed) cell at a time, resumably.
     python examples/reproduce.py                 # every missing cell, in order
     python examples/reproduce.py --cells 2       # at most two more cells
     KERAS_BACKEND=jax python examples/reproduce.py
+    python examples/reproduce.py --normalization layer --only aprelu:1
 
 The network and optimizer are `mnist_cnn.build_reference_resnet` and
 `mnist_cnn.compile_reference`: momentum SGD at 0.1, x0.1 every 2,000 steps,
@@ -17,8 +18,11 @@ atomically, so a run that is stopped loses only the cell it was on, and the
 next run continues where it stopped. A record holds `activation`, `snr_db`
 (null for clean images), `seed`, `steps`, `epochs`, `train_accuracy` (on the
 training images, in inference mode, as the authors' script reports it),
-`test_accuracy`, `seconds` (of `fit`) and `backend`. A cell counts as done
-when a record with its activation, level, seed and number of steps exists.
+`test_accuracy`, `seconds` (of `fit`), `backend` and `normalization` (that
+of APReLU's sub-network, `--normalization`: the authors' `"batch"` by
+default; None for the other activations). A cell counts as done when a
+record with its activation, normalization, level, seed and number of steps
+exists.
 """
 
 import argparse
@@ -81,7 +85,16 @@ def data(snr_db, seed, train_images):
     return (x_train, y_train), (x_test, y_test)
 
 
-def train(activation, snr_db, seed, *, epochs, train_images, max_steps=None):
+def train(
+    activation,
+    snr_db,
+    seed,
+    *,
+    epochs,
+    train_images,
+    max_steps=None,
+    normalization="batch",
+):
     """Trains one cell and returns its record."""
     (x_train, y_train), (x_test, y_test) = data(snr_db, seed, train_images)
     batch = mnist_cnn.REFERENCE_BATCH_SIZE
@@ -90,7 +103,9 @@ def train(activation, snr_db, seed, *, epochs, train_images, max_steps=None):
         steps_per_epoch = min(steps_per_epoch, max_steps)
         epochs = 1
     model = mnist_cnn.compile_reference(
-        mnist_cnn.build_reference_resnet(activation, seed=seed)
+        mnist_cnn.build_reference_resnet(
+            activation, seed=seed, normalization=normalization
+        )
     )
     start = time.perf_counter()
     history = model.fit(
@@ -116,6 +131,7 @@ def train(activation, snr_db, seed, *, epochs, train_images, max_steps=None):
         "test_accuracy": float(test_accuracy),
         "seconds": round(seconds, 1),
         "backend": keras.config.backend(),
+        "normalization": normalization if activation == "aprelu" else None,
     }
 
 
@@ -132,6 +148,19 @@ def parse_args(argv=None):
         "test: use another --results file)",
     )
     parser.add_argument("--train-images", type=int, default=TRAIN_IMAGES)
+    parser.add_argument(
+        "--normalization",
+        default="batch",
+        choices=("batch", "layer", "none"),
+        help="APReLU's sub-network normalization (default: the authors' batch)",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="ACTIVATION:SNR",
+        help="only the cells of this activation at this SNR ('clean' for "
+        "none), e.g. aprelu:1; may be repeated",
+    )
     args = parser.parse_args(argv)
     for flag in ("cells", "max_steps", "train_images"):
         value = getattr(args, flag)
@@ -149,8 +178,20 @@ def main(argv=None):
         else EPOCHS * -(-args.train_images // mnist_cnn.REFERENCE_BATCH_SIZE)
     )
     finished = load(args.results)
-    done = {(r["activation"], r["snr_db"], r["seed"], r["steps"]) for r in finished}
-    todo = [cell for cell in cells() if (*cell, steps) not in done]
+
+    def normalization(activation):
+        return args.normalization if activation == "aprelu" else None
+
+    done = {
+        (r["activation"], r["normalization"], r["snr_db"], r["seed"], r["steps"])
+        for r in finished
+    }
+    todo = [
+        (a, level, seed)
+        for a, level, seed in cells()
+        if (a, normalization(a), level, seed, steps) not in done
+        and (not args.only or f"{a}:{'clean' if level is None else level}" in args.only)
+    ]
     if args.cells is not None:
         todo = todo[: args.cells]
     backend = keras.config.backend()
@@ -163,6 +204,7 @@ def main(argv=None):
             epochs=EPOCHS,
             train_images=args.train_images,
             max_steps=args.max_steps,
+            normalization=normalization(activation),
         )
         finished = load(args.results) + [record]
         save(args.results, finished)

@@ -7,7 +7,7 @@ from keras_aprelu.layers import Maxout
 from keras_aprelu.layers import PReLU
 from keras_aprelu.layers import RReLU
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "APReLU",

@@ -213,9 +213,10 @@ class ActivationMonitor(_EveryEpochs):
       and in inference mode, mean |alpha_train - alpha_infer| over `inputs`
       (training mode normalizing each batch of `batch_size` with its own
       statistics), added to `logs` as `slope_gap/<layer path>`. It is 0
-      for the default `normalization="layer"`. Where it is large, the
-      model does not infer as it trains: the first time a layer's gap
-      exceeds `gap_threshold`, one warning says so and what to do.
+      for the default `normalization="none"` and for `"layer"`. Where it
+      is large, the model does not infer as it trains: the first time a
+      layer's gap exceeds `gap_threshold`, one warning says so and what
+      to do.
 
     With a `log_dir` it writes the dead fractions and slope gaps to
     TensorBoard as scalars (`dead/<path>`, `slope_gap/<path>`) and the
@@ -298,7 +299,7 @@ class ActivationMonitor(_EveryEpochs):
                     "on average between training mode and inference mode after "
                     f"epoch {epoch + 1} (gap_threshold={self.gap_threshold}): "
                     "predict and evaluate do not compute what fit trained. Use "
-                    'APReLU(normalization="layer"), the default, or recompute '
+                    'APReLU(normalization="none"), the default, or recompute '
                     "the batch-norm statistics after fit with "
                     "keras_aprelu.recalibrate_batch_norm(model, x_train) or the "
                     "RecalibrateBatchNorm callback.",

@@ -3,6 +3,8 @@ PyTorch (`KERAS_BACKEND=jax pytest tests/layers ...`, as `make test` does).
 """
 
 import os
+import pathlib
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -13,6 +15,12 @@ os.environ.setdefault("JAX_ENABLE_X64", "1")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+# The examples' modules (the MNIST models, the burst task) are imported by
+# their tests and by the layer tests that train on their data.
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+if str(EXAMPLES) not in sys.path:
+    sys.path.insert(0, str(EXAMPLES))
 
 if keras.config.backend() == "tensorflow":
     import tensorflow as tf

@@ -42,7 +42,7 @@ def test_public_names():
     ]
     # The map methods the callbacks accept are viz functions that exist.
     assert all(callable(getattr(viz, name)) for name in viz._MAP_METHODS)
-    assert keras_aprelu.__version__ == "0.1.0"
+    assert keras_aprelu.__version__ == "0.2.0"
 
 
 def test_layers_work_without_matplotlib():

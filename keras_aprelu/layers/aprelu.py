@@ -63,9 +63,10 @@ class APReLU(keras.layers.Layer):
     barely vary across a batch while the weights move them from step to
     step. A model can then train well and infer badly (the Layers guide,
     "APReLU in inference mode", has the measurements). The default,
-    `normalization="layer"`, normalizes each sample's hidden units on their
-    own, so that `predict` and `evaluate` compute exactly what `fit`
-    trained, on any batch size.
+    `normalization="none"`, drops the normalization, as squeeze-and-
+    excitation gates do (Dense, ReLU, Dense, sigmoid): each sample's slopes
+    depend on that sample alone, so `predict` and `evaluate` compute
+    exactly what `fit` trained, on any batch size.
 
     Formula:
 
@@ -75,9 +76,10 @@ class APReLU(keras.layers.Layer):
     f(x)  = relu(x) + alpha * min(x, 0)
     ```
 
-    N is the normalization. With the default width H = C the layer has
-    3C^2 + 6C trainable weights (3C^2 + 2C with `normalization="none"`),
-    and the batch norms of `"batch"` keep 4C statistics.
+    N is the normalization, the identity by default. With the default
+    width H = C the layer has 3C^2 + 2C trainable weights (3C^2 + 6C with
+    a normalization), and the batch norms of `"batch"` keep 4C
+    statistics.
 
     Args:
         axis: The channel axis. Defaults to `-1`; use `1` for
@@ -92,9 +94,9 @@ class APReLU(keras.layers.Layer):
             them in TFLearn's convention (1e-4 * sum(w**2) / 2), which is
             `keras.regularizers.L2(5e-5)`.
         normalization: The normalization N of the sub-network, at both
-            places. `"layer"` (the default): layer normalization over the
-            units of each sample, the same in training and inference.
-            `"none"`: no normalization, also the same in both. `"batch"`:
+            places. `"none"` (the default): none, the same in training and
+            inference. `"layer"`: layer normalization over the units of
+            each sample, also the same in both. `"batch"`:
             batch normalization with momentum 0.9, the paper's (and the
             only one in release 0.1.0, whose saved files load with it).
             `"batch_renorm"`: batch renormalization (Ioffe, 2017), with
@@ -110,7 +112,7 @@ class APReLU(keras.layers.Layer):
         inputs: A floating-point tensor.
         training: With batch norms in the sub-network, whether they use
             the statistics of the batch (`True`) or their moving averages.
-            The default normalization ignores it.
+            The other normalizations ignore it.
 
     Input shape:
         Rank 2 (Dense outputs, where the averages are the values themselves)
@@ -129,8 +131,8 @@ class APReLU(keras.layers.Layer):
     >>> x = np.random.default_rng(0).normal(size=(2, 5, 5, 8)).astype("float32")
     >>> tuple(layer(x).shape)
     (2, 5, 5, 8)
-    >>> layer.count_params()  # 3 * 8**2 + 6 * 8
-    240
+    >>> layer.count_params()  # 3 * 8**2 + 2 * 8
+    208
     >>> alpha = keras.ops.convert_to_numpy(layer.slopes(x))  # (batch, C)
     >>> alpha.shape, bool(np.all((alpha > 0) & (alpha < 1)))
     ((2, 8), True)
@@ -147,8 +149,10 @@ class APReLU(keras.layers.Layer):
         learns one slope per sample, shared by all channels. To configure
         the layer as their TFLearn code, pass `normalization="batch"`,
         `kernel_regularizer=keras.regularizers.L2(5e-5)` and
-        `epsilon=1e-5`. Layer normalization: J. L. Ba, J. R. Kiros and
-        G. E. Hinton, "Layer Normalization", arXiv:1607.06450, 2016.
+        `epsilon=1e-5`. The default follows the gates of J. Hu, L. Shen
+        and G. Sun, "Squeeze-and-Excitation Networks", CVPR 2018. Layer
+        normalization: J. L. Ba, J. R. Kiros and G. E. Hinton, "Layer
+        Normalization", arXiv:1607.06450, 2016.
     """
 
     def __init__(
@@ -157,7 +161,7 @@ class APReLU(keras.layers.Layer):
         hidden_units=None,
         kernel_initializer="he_normal",
         kernel_regularizer=None,
-        normalization="layer",
+        normalization="none",
         epsilon=1e-3,
         **kwargs,
     ):

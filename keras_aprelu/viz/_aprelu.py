@@ -93,9 +93,9 @@ def aprelu_slopes(model, inputs, *, training=False, batch_size=64, progress=Fals
             (`APReLU(normalization="batch")`), each batch of `batch_size`
             inputs is normalized with its own statistics, and the layer's
             moving statistics are left as they were. The two agree for the
-            default `normalization="layer"`; where they differ, inference
-            does not compute what training learned (the Layers guide,
-            "APReLU in inference mode").
+            default `normalization="none"` and for `"layer"`; where they
+            differ, inference does not compute what training learned (the
+            Layers guide, "APReLU in inference mode").
         batch_size: Samples per pass. Defaults to 64.
         progress: Show a progress bar. Defaults to `False`.
 

@@ -15,7 +15,7 @@ def tiny(seed=0):
     return keras.Sequential(
         [
             keras.Input((4, 4, 3)),
-            keras_aprelu.APReLU(name="act"),
+            keras_aprelu.APReLU(normalization="batch", name="act"),
             keras.layers.GlobalAveragePooling2D(),
             keras.layers.Dense(2, activation="softmax"),
         ]
@@ -115,7 +115,7 @@ def test_slope_log_records_the_start_and_every_n_steps():
         [
             keras.Input((4, 4, 3)),
             keras.layers.Conv2D(5, 3, padding="same"),
-            keras_aprelu.APReLU(name="act"),
+            keras_aprelu.APReLU(normalization="batch", name="act"),
             keras.layers.GlobalAveragePooling2D(),
             keras.layers.Dense(2, activation="softmax"),
         ]
