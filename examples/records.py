@@ -24,6 +24,12 @@ KEYS = (
     "normalization",
 )
 NAMES = {"relu": "ReLU", "prelu": "PReLU", "aprelu": "APReLU"}
+NORMALIZATION_NAMES = {
+    "batch": "batch norm",
+    "layer": "layer norm",
+    "none": "no norm",
+    "batch_renorm": "batch renorm",
+}
 
 
 def load(path=RESULTS):
@@ -37,13 +43,18 @@ def load(path=RESULTS):
             f"`--results` must hold a JSON list of records. Received: {path}"
         )
     for record in records:
-        # Records written before APReLU had a choice of normalization ran
-        # the paper's batch norms.
-        if "activation" in record and "normalization" not in record:
-            record["normalization"] = (
-                "batch" if record["activation"] == "aprelu" else None
-            )
+        if "activation" in record:
+            record["normalization"] = normalization(record)
     return records
+
+
+def normalization(record):
+    """The normalization of APReLU's sub-network in `record` (None for the
+    other activations). Records written before APReLU had a choice ran the
+    paper's batch norms."""
+    if "normalization" in record:
+        return record["normalization"]
+    return "batch" if record["activation"] == "aprelu" else None
 
 
 def save(path, records):
@@ -65,7 +76,7 @@ def activation_name(activation, normalization):
     sub-network: "APReLU (batch norm)" is the paper's."""
     if activation != "aprelu":
         return NAMES[activation]
-    return f"APReLU ({normalization.replace('_', ' ')} norm)"
+    return f"APReLU ({NORMALIZATION_NAMES[normalization]})"
 
 
 def summary(records):
@@ -75,29 +86,24 @@ def summary(records):
     (None for one seed)."""
     groups = {}
     for record in records:
-        cell = (record["snr_db"], record["activation"], record["normalization"])
+        cell = (record["snr_db"], record["activation"], normalization(record))
         groups.setdefault(cell, []).append(record)
     order = list(NAMES)
-    norms = [None, "batch", "layer", "none", "batch_renorm"]
+    norms = [None, *NORMALIZATION_NAMES]
 
     def key(item):
-        snr_db, activation, normalization = item
-        return (
-            snr_db is None,
-            snr_db or 0,
-            order.index(activation),
-            norms.index(normalization),
-        )
+        snr_db, activation, norm = item
+        return (snr_db is None, snr_db or 0, order.index(activation), norms.index(norm))
 
     rows = []
-    for snr_db, activation, normalization in sorted(groups, key=key):
-        group = groups[(snr_db, activation, normalization)]
+    for snr_db, activation, norm in sorted(groups, key=key):
+        group = groups[(snr_db, activation, norm)]
         group = sorted(group, key=lambda r: r["seed"])
         test = 100 * np.array([r["test_accuracy"] for r in group])
         rows.append(
             {
                 "level": level_name(snr_db),
-                "activation": activation_name(activation, normalization),
+                "activation": activation_name(activation, norm),
                 "seeds": [r["seed"] for r in group],
                 "test": [float(t) for t in test],
                 "mean": float(test.mean()),

@@ -312,6 +312,102 @@ def test_on_dead(on_dead):
         assert epochs == (1 if on_dead == "stop" else 3)
 
 
+def gap_model(normalization):
+    """One APReLU layer with the given sub-network and learning rate 0;
+    with batch norms, moving means 3 units off the batch's."""
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv1")(inputs)
+    x = keras_aprelu.APReLU(normalization=normalization, name="act")(x)
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x))
+    model = compiled(keras.Model(inputs, outputs), learning_rate=0.0)
+    for norm in model.get_layer("act").normalization_layers():
+        if hasattr(norm, "moving_mean"):
+            norm.moving_mean.assign(np.full(norm.moving_mean.shape, 3.0))
+    return model
+
+
+@pytest.mark.parametrize("normalization", ["none", "batch"])
+def test_slope_gap_is_logged_and_warned_once(normalization, tmp_path):
+    x, y = data()
+    model = gap_model(normalization)
+    layer = model.get_layer("act")
+    monitor = callbacks.ActivationMonitor(x[:16], log_dir=tmp_path, batch_size=8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(x, y, epochs=2, verbose=0, callbacks=[monitor])
+    gaps = history.history["slope_gap/act"]
+    # By hand: the layer's own slopes, on the layer's inputs, in each mode.
+    features = keras.Model(model.inputs, layer.input).predict(x[:16], verbose=0)
+    infer = _backend.to_numpy(layer.slopes(features))
+    saved = [_backend.to_numpy(v) for v in layer.non_trainable_variables]
+    train = np.concatenate(
+        [
+            _backend.to_numpy(layer.slopes(features[i : i + 8], training=True))
+            for i in (0, 8)
+        ]
+    )
+    for variable, value in zip(layer.non_trainable_variables, saved, strict=True):
+        variable.assign(value)
+    expected = float(np.mean(np.abs(train - infer)))
+    np.testing.assert_allclose(gaps, [expected] * 2, rtol=1e-4, atol=1e-7)
+    scalars = events(tmp_path).Tensors("slope_gap/act")
+    assert [s.step for s in scalars] == [0, 1]
+    messages = [
+        str(w.message)
+        for w in caught
+        if "training mode and inference" in str(w.message)
+    ]
+    if normalization == "none":
+        assert gaps == [0.0, 0.0]
+        assert messages == []
+    else:
+        assert expected > 0.05
+        assert len(messages) == 1  # once, not at every epoch
+        assert messages[0].startswith("The slopes of APReLU layer 'act' differ by")
+        assert "keras_aprelu.recalibrate_batch_norm" in messages[0]
+    # The monitor left the moving statistics as they were.
+    for variable, value in zip(layer.non_trainable_variables, saved, strict=True):
+        np.testing.assert_array_equal(_backend.to_numpy(variable), value)
+
+
+def test_recalibrate_callback_is_the_function_at_the_end_of_fit():
+    x, y = data()
+    keras.utils.set_random_seed(0)
+    with_callback = compiled(gap_model("batch"))
+    keras.utils.set_random_seed(0)
+    by_hand = compiled(gap_model("batch"))
+    recalibrate = callbacks.RecalibrateBatchNorm(x, batch_size=16)
+    with_callback.fit(x, y, epochs=1, verbose=0, shuffle=False, callbacks=[recalibrate])
+    by_hand.fit(x, y, epochs=1, verbose=0, shuffle=False)
+    keras_aprelu.recalibrate_batch_norm(by_hand, x, batch_size=16)
+    for a, b in zip(with_callback.variables, by_hand.variables, strict=True):
+        np.testing.assert_allclose(
+            _backend.to_numpy(a), _backend.to_numpy(b), rtol=1e-6, atol=1e-7
+        )
+    # It changed the statistics that fit left (momentum 0.9 from 3.0).
+    bn = with_callback.get_layer("act").normalization_layers()[0]
+    assert np.abs(_backend.to_numpy(bn.moving_mean) - 3.0).min() > 0.1
+
+
+def test_recalibrate_callback_leaves_a_model_without_batch_norm_alone():
+    x, y = data()
+    keras.utils.set_random_seed(0)
+    plain = compiled(functional())
+    keras.utils.set_random_seed(0)
+    watched = compiled(functional())
+    plain.fit(x, y, epochs=1, verbose=0, shuffle=False)
+    watched.fit(
+        x,
+        y,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[callbacks.RecalibrateBatchNorm(x)],
+    )
+    for a, b in zip(plain.variables, watched.variables, strict=True):
+        np.testing.assert_array_equal(_backend.to_numpy(a), _backend.to_numpy(b))
+
+
 def test_method_kwargs_go_to_the_methods_that_take_them(tmp_path):
     x, y = data()
     model = compiled(functional())
@@ -370,6 +466,14 @@ def test_method_kwargs_go_to_the_methods_that_take_them(tmp_path):
         (
             lambda: callbacks.ActivationMonitor(np.ones((2, 8, 8, 1)), on_dead="panic"),
             r"Received: on_dead='panic'",
+        ),
+        (
+            lambda: callbacks.ActivationMonitor(np.ones((2, 8, 8, 1)), gap_threshold=2),
+            r"`gap_threshold` must be a number in \[0, 1\]\. Received: gap_threshold=2",
+        ),
+        (
+            lambda: callbacks.RecalibrateBatchNorm(np.ones((2, 8, 8, 1)), steps=0),
+            r"`steps` must be a positive int\. Received: steps=0",
         ),
         (
             lambda: callbacks.AttributionMaps(

@@ -179,20 +179,25 @@ def test_summary_groups_seeds_and_orders_levels():
             "backend": "jax",
         }
 
+    # A record without "normalization" was written before APReLU had a
+    # choice: its APReLU had the paper's batch norms.
     rows = records.summary(
         [
             record("aprelu", None, 0, 0.99),
             record("relu", 1, 1, 0.97),
+            {**record("aprelu", 1, 0, 0.80), "normalization": "none"},
             record("relu", 1, 0, 0.95),
             record("aprelu", 1, 0, 0.90),
         ]
     )
     assert [(r["level"], r["activation"]) for r in rows] == [
         ("1 dB", "ReLU"),
-        ("1 dB", "APReLU"),
-        ("clean", "APReLU"),
+        ("1 dB", "APReLU (batch norm)"),
+        ("1 dB", "APReLU (no norm)"),
+        ("clean", "APReLU (batch norm)"),
     ]
     assert rows[0]["seeds"] == [0, 1]
     assert rows[0]["mean"] == pytest.approx(96.0)
     assert rows[0]["std"] == pytest.approx(np.std([95, 97], ddof=1))
     assert rows[1]["std"] is None
+    assert rows[2]["mean"] == pytest.approx(80.0)
