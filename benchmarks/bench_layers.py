@@ -46,14 +46,13 @@ if keras.config.backend() == "tensorflow":
 
 
 class AutodiffAPReLU(keras.layers.Layer):
-    """APReLU as a new user would write it from keras.ops (same structure)."""
+    """APReLU as a new user would write it from keras.ops (the default
+    structure: no normalization in the sub-network)."""
 
     def build(self, input_shape):
         c = input_shape[-1]
         self.dense_1 = keras.layers.Dense(c, kernel_initializer="he_normal")
-        self.bn_1 = keras.layers.BatchNormalization(momentum=0.9)
         self.dense_2 = keras.layers.Dense(c, kernel_initializer="he_normal")
-        self.bn_2 = keras.layers.BatchNormalization(momentum=0.9)
         self.axes = list(range(1, len(input_shape) - 1))
 
     def call(self, x, training=None):
@@ -62,8 +61,8 @@ class AutodiffAPReLU(keras.layers.Layer):
         z = ops.concatenate(
             [ops.mean(negative, self.axes), ops.mean(positive, self.axes)], -1
         )
-        z = ops.relu(self.bn_1(self.dense_1(z), training=training))
-        alpha = ops.sigmoid(self.bn_2(self.dense_2(z), training=training))
+        z = ops.relu(self.dense_1(z))
+        alpha = ops.sigmoid(self.dense_2(z))
         for _ in self.axes:
             alpha = ops.expand_dims(alpha, 1)
         return positive + alpha * negative
@@ -167,8 +166,9 @@ class ReluMeansAPReLU(keras_aprelu.APReLU):
         positive = ops.mean(ops.relu(inputs), self._pool_axes)
         negative = ops.mean(inputs, self._pool_axes) - positive
         z = ops.concatenate([negative, positive], axis=-1)
-        z = ops.relu(self.batch_norm_1(self.dense_1(z), training=training))
-        z = self.batch_norm_2(self.dense_2(z), training=training)
+        norm_1, norm_2 = self.normalization_layers()
+        z = ops.relu(norm_1(self.dense_1(z), training=training))
+        z = norm_2(self.dense_2(z), training=training)
         return inputs, ops.sigmoid(z)
 
 
@@ -235,8 +235,9 @@ class CustomGradAPReLU(keras_aprelu.APReLU):
 
     def call(self, inputs, training=None):
         z = custom_signed_means(inputs, self._pool_axes)
-        z = ops.relu(self.batch_norm_1(self.dense_1(z), training=training))
-        alpha = ops.sigmoid(self.batch_norm_2(self.dense_2(z), training=training))
+        norm_1, norm_2 = self.normalization_layers()
+        z = ops.relu(norm_1(self.dense_1(z), training=training))
+        alpha = ops.sigmoid(norm_2(self.dense_2(z), training=training))
         for axis in self._pool_axes:
             alpha = ops.expand_dims(alpha, axis)
         return custom_parametric_relu(inputs, alpha)
@@ -321,6 +322,8 @@ ACTIVATIONS = {
     "keras.PReLU": lambda c: [keras.layers.PReLU(shared_axes=[1, 2])],
     "PReLU": lambda c: [keras_aprelu.PReLU()],
     "APReLU": lambda c: [keras_aprelu.APReLU()],
+    # The paper's sub-network, the default until 0.2.0.
+    "APReLU-batch": lambda c: [keras_aprelu.APReLU(normalization="batch")],
     "floor-mean-gated": lambda c: [MeanGatedReLU()],
     "APReLU-autodiff": lambda c: [AutodiffAPReLU()],
     "RReLU-train": lambda c: [TrainingRReLU()],
@@ -576,7 +579,8 @@ def run_backend(args):
     print_table(
         "Training step, Keras defaults, ratio to ReLU; APReLU goal <= 1.3x",
         step_ratios(
-            ["relu", "relu-unfused", "keras.PReLU", "PReLU", "APReLU", "RReLU-train"]
+            ["relu", "relu-unfused", "keras.PReLU", "PReLU", "APReLU", "APReLU-batch"]
+            + ["RReLU-train"]
             + ["Maxout", "floor-mean-gated"]
             + twins,
             jit_compile="auto",
@@ -588,7 +592,7 @@ def run_backend(args):
         "Inference (predict_on_batch), Keras defaults, ratio to ReLU; "
         "APReLU goal <= 1.2x",
         step_ratios(
-            ["relu", "relu-unfused", "keras.PReLU", "PReLU", "APReLU"]
+            ["relu", "relu-unfused", "keras.PReLU", "PReLU", "APReLU", "APReLU-batch"]
             + ["floor-mean-gated"]
             + {
                 "torch": [

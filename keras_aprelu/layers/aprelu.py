@@ -207,13 +207,15 @@ class APReLU(keras.layers.Layer):
                 name=name,
             )
 
-        self.dense_1 = dense(hidden, "dense_1")
-        self.dense_1.build((None, 2 * channels))
-        self.dense_2 = dense(channels, "dense_2")
-        self.dense_2.build((None, hidden))
+        # Built in this order, which is that of the trainable weights, so
+        # that the optimizer state of a file saved by release 0.1.0 loads.
         # The attribute names are the weights' paths in a .keras file:
         # "batch_norm_1" and "batch_norm_2" are those of release 0.1.0.
-        for index, units in ((1, hidden), (2, channels)):
+        shapes = ((2 * channels, hidden), (hidden, channels))
+        for index, (fan_in, units) in enumerate(shapes, start=1):
+            layer = dense(units, f"dense_{index}")
+            layer.build((None, fan_in))
+            setattr(self, f"dense_{index}", layer)
             name = f"{self.normalization}_norm_{index}"
             norm = NORMALIZATIONS[self.normalization](self, name)
             norm.build((None, units))
