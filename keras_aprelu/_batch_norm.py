@@ -17,8 +17,9 @@ from keras_aprelu import _checks
 
 
 def batch_norms(model):
-    """Every `keras.layers.BatchNormalization` that `model` holds, at any
-    depth: in nested models and inside layers (APReLU's sub-network)."""
+    """Every `keras.layers.BatchNormalization` that `model` (a model or a
+    layer) holds, at any depth: in nested models and inside layers
+    (APReLU's sub-network)."""
     # Keras has no public walk into the sublayers of a layer; this one has
     # been on `Layer` since Keras 3.0.
     return [

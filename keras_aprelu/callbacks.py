@@ -248,9 +248,10 @@ class ActivationMonitor(_EveryEpochs):
     history.history["dead/act1"]  # the dead fraction of act1 after each epoch
     ```
 
-    Cost: one forward pass over `inputs` every `every` epochs, compiled
-    once per model and reused from epoch to epoch; with APReLU layers, two
-    more, one of them eager (the training-mode slopes).
+    Cost: one forward pass over `inputs` every `every` epochs (two with
+    APReLU layers), compiled once per model and reused from epoch to epoch;
+    where an APReLU sub-network has batch norms, one more, and one eager
+    pass for its training-mode slopes.
     """
 
     def __init__(
@@ -308,16 +309,25 @@ class ActivationMonitor(_EveryEpochs):
 
     def slope_gaps(self):
         """The slope gap now: dict from APReLU layer path to the mean of
-        |alpha_train - alpha_infer| over `inputs` ({} without APReLU)."""
-        if not any(isinstance(layer, APReLU) for _, layer in _layers.walk(self.model)):
-            return {}
+        |alpha_train - alpha_infer| over `inputs` ({} without APReLU). A
+        sub-network without batch norms has the same slopes in both modes,
+        so its gap is 0 without a pass over `inputs`."""
+        found = [
+            (path, layer)
+            for path, layer in _layers.walk(self.model)
+            if isinstance(layer, APReLU)
+        ]
+        gaps = {path: 0.0 for path, _ in found}
+        if not any(_batch_norm.batch_norms(layer) for _, layer in found):
+            return gaps
         infer = viz.aprelu_slopes(self.model, self.inputs, batch_size=self.batch_size)
         train = viz.aprelu_slopes(
             self.model, self.inputs, training=True, batch_size=self.batch_size
         )
-        return {
-            path: float(np.mean(np.abs(train[path] - infer[path]))) for path in infer
-        }
+        gaps.update(
+            {path: float(np.mean(np.abs(train[path] - infer[path]))) for path in infer}
+        )
+        return gaps
 
     def slopes(self):
         """The slopes now: dict from layer path to APReLU's slopes on
