@@ -2,7 +2,9 @@
 
 Each signal is white Gaussian noise (unit variance). In class 1 a short
 burst is added at a random place: a Hann-windowed sine of `burst` samples
-with a random frequency and phase. The task is easy for a network that
+with a random frequency and phase. `make_images` is the same task in 2-D:
+a windowed grating of `burst` x `burst` pixels in a noise image. The task
+is easy for a network that
 finds the burst, and its global averages barely move from class to class,
 which is what makes the batch statistics of APReLU's sub-network fragile
 (docs/layers.md, "APReLU in inference mode").
@@ -34,11 +36,41 @@ def make_data(samples, length=1024, burst=32, amplitude=1.0, seed=0):
     return x[..., None], y.astype("int32")
 
 
-def build_model(activation="aprelu", seed=0, length=1024, filters=16, **layer_kwargs):
-    """Two Conv1D + activation blocks, global average pooling and a
-    softmax, compiled with Adam. `layer_kwargs` go to APReLU (for example
-    `normalization="batch"`, the paper's sub-network)."""
+def make_images(samples, size=32, burst=12, amplitude=3.0, seed=0):
+    """`samples` noise images of shape (size, size, 1) and their labels;
+    class 1 holds a Hann-windowed grating of `burst` x `burst` pixels at a
+    random place, with a random orientation, frequency and phase."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(samples, size, size)).astype("float32")
+    y = rng.permutation(np.arange(samples) % 2)
+    window = np.outer(np.hanning(burst), np.hanning(burst))
+    grid = np.arange(burst) / burst
+    for i in np.flatnonzero(y):
+        row, col = rng.integers(0, size - burst, size=2)
+        angle = rng.uniform(0, np.pi)
+        cycles = rng.uniform(1, 3)
+        phase = rng.uniform(0, 2 * np.pi)
+        along = np.cos(angle) * grid[:, None] + np.sin(angle) * grid[None, :]
+        wave = np.sin(2 * np.pi * cycles * along + phase)
+        x[i, row : row + burst, col : col + burst] += amplitude * window * wave
+    return x[..., None], y.astype("int32")
+
+
+def build_model(
+    activation="aprelu", seed=0, length=1024, filters=16, dims=1, **layer_kwargs
+):
+    """Two convolution + activation blocks, global average pooling and a
+    softmax, compiled with Adam: Conv1D on signals of `length` samples, or
+    Conv2D on `length` x `length` images with `dims=2`. `layer_kwargs` go
+    to APReLU (for example `normalization="batch"`, the paper's
+    sub-network)."""
     keras.utils.set_random_seed(seed)
+    conv = keras.layers.Conv1D if dims == 1 else keras.layers.Conv2D
+    pool = (
+        keras.layers.GlobalAveragePooling1D
+        if dims == 1
+        else keras.layers.GlobalAveragePooling2D
+    )
 
     def act(name):
         if activation == "aprelu":
@@ -49,12 +81,12 @@ def build_model(activation="aprelu", seed=0, length=1024, filters=16, **layer_kw
 
     model = keras.Sequential(
         [
-            keras.Input((length, 1)),
-            keras.layers.Conv1D(filters, 9, strides=2, padding="same"),
+            keras.Input((length,) * dims + (1,)),
+            conv(filters, 9 if dims == 1 else 5, strides=2, padding="same"),
             act("act1"),
-            keras.layers.Conv1D(filters, 9, strides=2, padding="same"),
+            conv(filters, 9 if dims == 1 else 5, strides=2, padding="same"),
             act("act2"),
-            keras.layers.GlobalAveragePooling1D(),
+            pool(),
             keras.layers.Dense(2, activation="softmax"),
         ]
     )

@@ -10,6 +10,8 @@ A cell is (task, activation, normalization, seed, backend). Tasks:
 
 - `burst`: the 1-D burst-in-noise task of `burst_task.py` (2,000 signals
   of 1,024 samples, batch 32, Adam at 1e-3, 20 epochs: 1,260 steps).
+- `burst2d`: the same in 2-D (`burst_task.make_images`: 2,000 images of
+  32 x 32 pixels, Conv2D, the same schedule).
 - `mnist_cnn`: notebook 01's CNN and schedule (60,000 images, batch 128,
   Adam at 1e-3, 2 epochs: 938 steps).
 - `mnist_resnet_1db`: notebook 03's ResNet at 1 dB (10,000 noisy images,
@@ -54,7 +56,7 @@ import records  # noqa: E402
 import keras_aprelu  # noqa: E402
 
 RESULTS = HERE / "results" / "normalization_study.json"
-TASKS = ("burst", "mnist_cnn", "mnist_resnet_1db")
+TASKS = ("burst", "burst2d", "mnist_cnn", "mnist_resnet_1db")
 # (activation, normalization): ReLU as the floor, APReLU with each.
 VARIANTS = (
     ("relu", None),
@@ -69,6 +71,10 @@ def task_data(task, seed):
     if task == "burst":
         train = burst_task.make_data(2000, amplitude=3.0, burst=64, seed=seed)
         test = burst_task.make_data(1000, amplitude=3.0, burst=64, seed=seed + 1000)
+        return train, test, {"batch_size": 32, "epochs": 20}
+    if task == "burst2d":
+        train = burst_task.make_images(2000, seed=seed)
+        test = burst_task.make_images(1000, seed=seed + 1000)
         return train, test, {"batch_size": 32, "epochs": 20}
     (x_train, y_train), (x_test, y_test) = mnist_data.load_data(verbose=False)
     x_train, x_test = mnist_cnn.prepare(x_train), mnist_cnn.prepare(x_test)
@@ -87,8 +93,10 @@ def task_data(task, seed):
 
 
 def build(task, activation, normalization, seed):
-    if task == "burst":
+    if task in ("burst", "burst2d"):
         kwargs = {} if normalization is None else {"normalization": normalization}
+        if task == "burst2d":
+            kwargs.update(length=32, dims=2)
         return burst_task.build_model(activation, seed=seed, **kwargs)
     if normalization is not None:
         activation = f"{activation}_{normalization}"
@@ -227,7 +235,7 @@ def main(argv=None):
     parser.add_argument(
         "--normalization",
         action="append",
-        help="only these normalizations (and ReLU with 'none')",
+        help="only these variants: normalizations, or 'relu' for ReLU",
     )
     args = parser.parse_args(argv)
     if args.table:
@@ -237,7 +245,7 @@ def main(argv=None):
     variants = [
         v
         for v in VARIANTS
-        if not args.normalization or (v[1] or "none") in args.normalization
+        if not args.normalization or (v[1] or v[0]) in args.normalization
     ]
     todo = [
         (task, activation, normalization, seed)
