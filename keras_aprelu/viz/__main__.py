@@ -210,9 +210,13 @@ def _check_folder(path, flag):
         )
 
 
+# The viz functions' other arguments that a flag sets, option -> keyword.
+_OTHER_FLAGS = {"target": "target", "batch_size": "batch_size"}
+
+
 def _as_flags(message):
     """The API's argument names in `message`, as the CLI's flags."""
-    for option, keyword in _KEYWORDS.items():
+    for option, keyword in [*_KEYWORDS.items(), *_OTHER_FLAGS.items()]:
         flag = "--" + option.replace("_", "-")
         message = message.replace(f"`{keyword}`", flag)
         message = message.replace(f"Received: {keyword}=", f"Received: {flag} ")

@@ -85,7 +85,7 @@ def run_cli(argv, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--target", "9"], r"`target` must lie in \[0, 2\].*Received: target=9"),
+        (["--target", "9"], r"--target must lie in \[0, 2\].*Received: --target 9"),
         (["--batch-size", "0"], r"--batch-size must be at least 1\. Received: "),
         (
             ["--method", "smoothgrad", "--samples", "0"],
