@@ -81,6 +81,7 @@ class _EpochWriter:
     """
 
     HISTOGRAM_BUCKETS = 30  # tf.summary.histogram's default
+    MIN_IMAGE_SIDE = 128  # pixels on the short side of a logged image
 
     def __init__(self, log_dir):
         if log_dir is not None:
@@ -104,7 +105,7 @@ class _EpochWriter:
             self.writer.close()
             self.writer = None
 
-    def _write(self, tag, tensor, plugin, step, dtype=None):
+    def _write(self, tag, tensor, plugin, step, dtype=None, description=""):
         import time
 
         from tensorboard.compat.proto import event_pb2
@@ -112,7 +113,8 @@ class _EpochWriter:
         from tensorboard.util import tensor_util
 
         metadata = summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin)
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin),
+            summary_description=description,
         )
         value = summary_pb2.Summary.Value(
             tag=tag,
@@ -145,7 +147,10 @@ class _EpochWriter:
         self._write(tag, buckets, "histograms", step)
 
     def images(self, tag, images, step):
-        """`images`: (n, height, width, channels) floats in [0, 1]."""
+        """`images`: (n, height, width, channels) floats in [0, 1], written
+        upscaled by a whole factor (nearest neighbour) to at least
+        `MIN_IMAGE_SIDE` pixels on the short side, so that a 28-pixel digit
+        is not a speck in TensorBoard; the description keeps the size."""
         import io
 
         # Pillow comes with matplotlib, which the callbacks need for the
@@ -153,6 +158,9 @@ class _EpochWriter:
         from PIL import Image
 
         images = np.asarray(images, dtype="float32")
+        height, width = images.shape[1:3]
+        factor = -(-self.MIN_IMAGE_SIDE // min(height, width))
+        images = np.repeat(np.repeat(images, factor, axis=1), factor, axis=2)
         encoded = []
         for image in images:
             pixels = np.round(np.clip(image, 0, 1) * 255).astype("uint8")
@@ -161,9 +169,21 @@ class _EpochWriter:
             buffer = io.BytesIO()
             Image.fromarray(pixels).save(buffer, format="png")
             encoded.append(buffer.getvalue())
-        height, width = images.shape[1:3]
-        strings = [str(width).encode(), str(height).encode(), *encoded]
-        self._write(tag, np.array(strings, dtype=object), "images", step)
+        strings = [
+            str(width * factor).encode(),
+            str(height * factor).encode(),
+            *encoded,
+        ]
+        description = (
+            f"{height}x{width} inputs, shown {factor}x larger (nearest neighbour)"
+        )
+        self._write(
+            tag,
+            np.array(strings, dtype=object),
+            "images",
+            step,
+            description=description,
+        )
         self.writer.flush()
 
 

@@ -151,10 +151,16 @@ def test_logged_values_are_what_viz_computes_at_each_epoch(tmp_path):
         encoded = make_ndarray(image.tensor_proto)[2:]
         assert len(encoded) == 3
         expected = plotting.overlay_images(x[:3], saliency)
+        # Upscaled 16x (to 128 pixels), nearest neighbour: each input pixel
+        # is a 16 x 16 block; the header and the description say the sizes.
+        assert make_ndarray(image.tensor_proto)[:2].tolist() == [b"128", b"128"]
         for png, want in zip(encoded, expected, strict=True):
             got = np.asarray(Image.open(io.BytesIO(png)), "float32") / 255
-            assert got.shape == (8, 8, 3)
-            np.testing.assert_allclose(got, want, atol=1 / 255 + 1e-6)
+            assert got.shape == (128, 128, 3)
+            np.testing.assert_array_equal(got[::16, ::16], got[15::16, 15::16])
+            np.testing.assert_allclose(got[::16, ::16], want, atol=1 / 255 + 1e-6)
+    description = reader.summary_metadata["saliency"].summary_description
+    assert description == "8x8 inputs, shown 16x larger (nearest neighbour)"
 
 
 def test_overlay_images_blend_the_input_and_the_colormap():
