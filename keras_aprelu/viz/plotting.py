@@ -161,14 +161,19 @@ def _draw(ax, image, heatmap=None, alpha=0.5, cmap=None, rank=None):
     signal = _as_signal(image)
     length = len(signal)
     low, high = float(signal.min()), float(signal.max())
+    span = high - low if high > low else 1.0
     drawn = None
     if heatmap is not None:
+        # A band above the trace, not under it: a thin burst's colour would
+        # hide behind a black trace drawn over it.
+        band = (high + 0.08 * span, high + 0.4 * span)
         drawn = ax.imshow(
             heatmap.reshape(1, -1),
             aspect="auto",
-            extent=(0, length, low, high if high > low else low + 1),
-            **scale,
+            extent=(0, length, *band),
+            **{**scale, "alpha": 1.0},
         )
+        ax.set_ylim(low - 0.04 * span, band[1])
     ax.plot(np.arange(length), signal, color="black", linewidth=0.8)
     return drawn
 

@@ -57,9 +57,17 @@ def test_overlay_draws_image_and_heatmap_on_given_axes():
 
 
 def test_overlay_of_a_signal():
-    fig = plotting.overlay(RNG.normal(size=(32, 1)), RNG.random(32))
+    signal = RNG.normal(size=(32, 1))
+    fig = plotting.overlay(signal, RNG.random(32))
     ax = fig.axes[0]
     assert len(ax.get_lines()) == 1 and len(ax.get_images()) == 1
+    # The map is a band above the trace, opaque, where the trace cannot
+    # hide a thin burst: its lower edge clears the signal's maximum.
+    left, right, bottom, top = ax.get_images()[0].get_extent()
+    assert (left, right) == (0, 32)
+    assert bottom > signal.max() and top <= ax.get_ylim()[1]
+    assert ax.get_ylim()[0] < signal.min()
+    assert ax.get_images()[0].get_alpha() == 1.0
 
 
 def test_plot_filters_and_feature_maps():
