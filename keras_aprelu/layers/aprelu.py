@@ -1,3 +1,4 @@
+import inspect
 import warnings
 
 import keras
@@ -17,6 +18,12 @@ def _batch_norm(layer, name):
     return keras.layers.BatchNormalization(
         momentum=0.9, epsilon=layer.epsilon, dtype=layer.dtype_policy, name=name
     )
+
+
+def _has_batch_renorm():
+    # Keras 3 dropped `renorm` and brought it back in 3.14.
+    parameters = inspect.signature(keras.layers.BatchNormalization).parameters
+    return "renorm" in parameters
 
 
 def _batch_renorm(layer, name):
@@ -184,6 +191,12 @@ class APReLU(keras.layers.Layer):
         self.normalization = _checks.check_choice(
             normalization, "normalization", NORMALIZATIONS
         )
+        if normalization == "batch_renorm" and not _has_batch_renorm():
+            raise ValueError(
+                '`normalization="batch_renorm"` needs Keras 3.14 or newer, '
+                "whose BatchNormalization has `renorm`. Received: "
+                f"normalization={normalization!r} with Keras {keras.__version__}"
+            )
         self.epsilon = _checks.check_positive_float(epsilon, "epsilon")
         self.supports_masking = True
 
