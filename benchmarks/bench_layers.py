@@ -10,6 +10,7 @@ that a noisy, shared machine slows both sides of a ratio alike.
     python benchmarks/bench_layers.py --backend all      # each in turn
     python benchmarks/bench_layers.py --quick            # a smoke run
     python benchmarks/bench_layers.py --memory           # peak memory too
+    python benchmarks/bench_layers.py --variants APReLU-batch APReLU  # only these
 
 Each backend runs under its own Keras defaults: no XLA on a CPU-only
 TensorFlow, jit on JAX, eager on PyTorch. `--memory` runs each
@@ -545,6 +546,13 @@ def run_backend(args):
         f"batch {args.batch}, {rounds} rounds of {steps} steps"
     )
     common = dict(batch=args.batch, steps=steps, rounds=rounds)
+    if args.variants:
+        for mode, title in (("train", "Training step"), ("predict", "Inference")):
+            print_table(
+                f"{title}, Keras defaults, ratio to {args.variants[0]}",
+                step_ratios(args.variants, jit_compile="auto", mode=mode, **common),
+            )
+        return
     custom = {
         "tensorflow": [],
         "jax": ["PReLU-customgrad"],
@@ -656,6 +664,14 @@ def main():
     )
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=sorted(ACTIVATIONS),
+        metavar="NAME",
+        help="only these, training and inference, as ratios to the first "
+        "(e.g. --variants APReLU-batch APReLU relu)",
+    )
     args = parser.parse_args()
     if args.memory_child:
         peak_memory_child(args.memory_child)
