@@ -10,7 +10,7 @@ import os
 
 # argparse wraps its help at $COLUMNS; fix it, so the page is the same on
 # every terminal.
-os.environ["COLUMNS"] = "88"
+os.environ["COLUMNS"] = "80"
 
 
 def _cli_help():

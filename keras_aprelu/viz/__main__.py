@@ -60,7 +60,13 @@ def _parser():
     parser.add_argument(
         "inputs", help="a .npy file holding one batch, as the model takes it"
     )
-    parser.add_argument("--method", choices=list(METHODS), default="grad_cam")
+    parser.add_argument(
+        "--method",
+        choices=list(METHODS),
+        default="grad_cam",
+        metavar="METHOD",
+        help="the viz method (default: grad_cam); one of " + ", ".join(METHODS),
+    )
     parser.add_argument(
         "--target",
         type=int,
