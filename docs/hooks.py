@@ -47,16 +47,33 @@ def on_page_markdown(markdown, page, config, files):
     return markdown
 
 
-def _reference_recipe():
-    """The table of examples/results/reference_recipe.json, by the same
-    code as notebook 05 (`examples/records.py`)."""
+def _records():
+    """examples/records.py, which reads and summarizes the committed
+    records for the runners, the notebooks and these pages."""
     import pathlib
     import sys
 
-    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "examples"))
+    examples = str(pathlib.Path(__file__).parents[1] / "examples")
+    if examples not in sys.path:
+        sys.path.insert(0, examples)
     import records
 
+    return records
+
+
+def _reference_recipe():
+    """The table of examples/results/reference_recipe.json, by the same
+    code as notebook 05."""
+    records = _records()
     return records.markdown_table(records.load())
 
 
+def _normalization_study():
+    """The table of examples/results/normalization_study.json, as
+    `normalization_study.py --table` prints it."""
+    records = _records()
+    return records.study_table(records.load(records.STUDY))
+
+
 GENERATED["evidence.md"] = {"<!-- evidence:reference-recipe -->": _reference_recipe}
+GENERATED["layers.md"] = {"<!-- layers:normalization-study -->": _normalization_study}

@@ -55,7 +55,7 @@ import records  # noqa: E402
 
 import keras_aprelu  # noqa: E402
 
-RESULTS = HERE / "results" / "normalization_study.json"
+RESULTS = records.STUDY
 TASKS = ("burst", "burst2d", "mnist_cnn", "mnist_resnet_1db")
 # (activation, normalization): ReLU as the floor, APReLU with each.
 VARIANTS = (
@@ -192,37 +192,6 @@ def key(record):
     )
 
 
-def markdown_table(found):
-    """Mean ± std over seeds per (task, backend, variant), in %."""
-    groups = {}
-    for r in found:
-        variant = r["normalization"] or r["activation"]
-        groups.setdefault((r["task"], r["backend"], variant), []).append(r)
-    lines = [
-        "| Task | Backend | Sub-network | Seeds | Inference (%) | Training mode (%) "
-        "| Recalibrated (%) | Steps |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    order = ["relu", "batch", "batch_renorm", "layer", "none"]
-    for (task, backend, variant), group in sorted(
-        groups.items(), key=lambda g: (g[0][0], g[0][1], order.index(g[0][2]))
-    ):
-
-        def cell(name, group=group):
-            v = 100 * np.array([r[name] for r in group])
-            return (
-                f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
-            )
-
-        label = "ReLU (no APReLU)" if variant == "relu" else f"`{variant}`"
-        lines.append(
-            f"| {task} | {backend} | {label} | {len(group)} | "
-            f"{cell('inference_accuracy')} | {cell('training_accuracy')} | "
-            f"{cell('recalibrated_accuracy')} | {group[0]['steps']} |"
-        )
-    return "\n".join(lines)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(RESULTS))
@@ -239,7 +208,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     if args.table:
-        print(markdown_table(records.load(args.results)))
+        print(records.study_table(records.load(args.results)))
         return
     backend = keras.config.backend()
     variants = [

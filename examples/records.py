@@ -11,6 +11,8 @@ import pathlib
 import numpy as np
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "reference_recipe.json"
+# The records of normalization_study.py.
+STUDY = RESULTS.parent / "normalization_study.json"
 KEYS = (
     "activation",
     "snr_db",
@@ -135,5 +137,37 @@ def markdown_table(records):
             f"{', '.join(f'{t:.2f}' for t in row['test'])} | {mean} | "
             f"{row['train_mean']:.2f} | {', '.join(map(str, row['steps']))} | "
             f"{', '.join(row['backends'])} |"
+        )
+    return "\n".join(lines)
+
+
+def study_table(found):
+    """The records of `normalization_study.py` as a Markdown table: mean ±
+    std over the seeds per (task, backend, variant), in %."""
+    groups = {}
+    for r in found:
+        variant = r["normalization"] or r["activation"]
+        groups.setdefault((r["task"], r["backend"], variant), []).append(r)
+    lines = [
+        "| Task | Backend | Sub-network | Seeds | Inference (%) | Training mode (%) "
+        "| Recalibrated (%) | Steps |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    order = ["relu", "batch", "batch_renorm", "layer", "none"]
+    for (task, backend, variant), group in sorted(
+        groups.items(), key=lambda g: (g[0][0], g[0][1], order.index(g[0][2]))
+    ):
+
+        def cell(name, group=group):
+            v = 100 * np.array([r[name] for r in group])
+            return (
+                f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
+            )
+
+        label = "ReLU (no APReLU)" if variant == "relu" else f"`{variant}`"
+        lines.append(
+            f"| {task} | {backend} | {label} | {len(group)} | "
+            f"{cell('inference_accuracy')} | {cell('training_accuracy')} | "
+            f"{cell('recalibrated_accuracy')} | {group[0]['steps']} |"
         )
     return "\n".join(lines)

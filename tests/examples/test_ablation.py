@@ -201,3 +201,40 @@ def test_summary_groups_seeds_and_orders_levels():
     assert rows[0]["std"] == pytest.approx(np.std([95, 97], ddof=1))
     assert rows[1]["std"] is None
     assert rows[2]["mean"] == pytest.approx(80.0)
+
+
+def test_study_table_gives_mean_and_std_over_seeds_per_cell():
+    def record(normalization, seed, inference, training):
+        return {
+            "task": "burst",
+            "activation": "relu" if normalization is None else "aprelu",
+            "normalization": normalization,
+            "seed": seed,
+            "backend": "jax",
+            "steps": 1260,
+            "inference_accuracy": inference,
+            "training_accuracy": training,
+            "recalibrated_accuracy": inference,
+        }
+
+    table = records.study_table(
+        [
+            record("none", 0, 0.98, 0.98),
+            record("batch", 0, 0.90, 0.94),
+            record("none", 1, 0.96, 0.96),
+            record(None, 0, 0.95, 0.95),
+        ]
+    )
+    rows = table.splitlines()[2:]
+    # ReLU first, then the paper's batch norms, then the default.
+    assert [row.split(" | ")[2] for row in rows] == [
+        "ReLU (no APReLU)",
+        "`batch`",
+        "`none`",
+    ]
+    spread = 100 * np.std([0.98, 0.96], ddof=1)
+    assert rows[2] == (
+        f"| burst | jax | `none` | 2 | 97.0 ± {spread:.1f} | 97.0 ± {spread:.1f} "
+        f"| 97.0 ± {spread:.1f} | 1260 |"
+    )
+    assert "| 90.0 | 94.0 | 90.0 |" in rows[1]
