@@ -87,6 +87,55 @@ def test_layers_work_without_matplotlib():
     ]
 
 
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_jax_and_torch_users_need_no_tensorflow(backend, tmp_path):
+    # TensorFlow is the `[tensorflow]` extra, not a dependency: under JAX
+    # and PyTorch the layers, every viz map method, the CLI and both
+    # logging callbacks run without it.
+    result = run_python(
+        f"""
+        import sys
+
+        # As if not installed: `import tensorflow` raises ImportError, and
+        # importlib.util.find_spec("tensorflow") (PyTorch asks) is None.
+        sys.modules["tensorflow"] = None
+        import numpy as np
+        import keras
+        import keras_aprelu
+        from keras_aprelu import callbacks, viz
+        from keras_aprelu.viz import __main__ as cli
+
+        x = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
+        model = keras.Sequential([
+            keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="conv"),
+            keras_aprelu.APReLU(name="act"), keras_aprelu.PReLU(),
+            keras_aprelu.RReLU(), keras_aprelu.Maxout(2),
+            keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3),
+        ])
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
+        model.fit(x, np.arange(4) % 3, epochs=1, verbose=0, callbacks=[
+            callbacks.ActivationMonitor(x, log_dir={str(tmp_path / "logs")!r}),
+            callbacks.AttributionMaps(x, {str(tmp_path / "logs")!r},
+                                      methods=viz._MAP_METHODS),
+        ])
+        shapes = {{name: getattr(viz, name)(model, x).shape
+                  for name in viz._MAP_METHODS}}
+        print(sorted(set(shapes.values())))
+        model.save({str(tmp_path / "m.keras")!r})
+        np.save({str(tmp_path / "x.npy")!r}, x)
+        cli.main([{str(tmp_path / "m.keras")!r}, {str(tmp_path / "x.npy")!r},
+                  "--out", {str(tmp_path / "fig.png")!r}])
+        print(sys.modules["tensorflow"], keras.config.backend())
+        """,
+        KERAS_BACKEND=backend,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == f"None {backend}"
+    assert "[(4, 8, 8)]" in lines
+    assert (tmp_path / "fig.png").stat().st_size > 0
+
+
 @pytest.mark.slow
 def test_the_built_wheel_installs_and_runs_outside_the_repository(tmp_path):
     """`make dist`'s wheel, installed into a fresh virtual environment with
