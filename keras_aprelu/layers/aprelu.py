@@ -65,11 +65,11 @@ class APReLU(keras.layers.Layer):
 
     The paper normalizes with batch norm (`normalization="batch"`). There
     the slopes of a sample depend on the rest of its batch in training, and
-    on moving averages at inference that can lie many batch standard
-    deviations away from what training used, since the pooled averages
-    barely vary across a batch while the weights move them from step to
-    step. A model can then train well and infer badly (the Layers guide,
-    "APReLU in inference mode", has the measurements). The default,
+    on moving averages at inference, which lag the final weights; the
+    pooled averages barely vary across a batch, so a small lag is a large
+    error in units of the batch's spread. A model can then train well and
+    infer badly (the Layers guide, "APReLU in inference mode", has the
+    measurements). The default,
     `normalization="none"`, drops the normalization, as squeeze-and-
     excitation gates do (Dense, ReLU, Dense, sigmoid): each sample's slopes
     depend on that sample alone, so `predict` and `evaluate` compute
