@@ -51,32 +51,26 @@ def _recording_slopes(layers, store, training):
         yield
 
 
-def _slopes_function(model, layout, layers):
-    def build(model):
-        def fn(xs):
-            store = {}
-            with _recording_slopes(layers, store, training=False):
-                model(layout.to_model(xs), training=False)
-            return [keras.ops.cast(store[i], "float32") for i in range(len(layers))]
-
-        return fn
-
-    key = ("slopes", layout, *map(id, layers))
-    return _backend.compiled(model, key, build)
-
-
-def _batch_mode_slopes(model, layout, layers):
-    """The slopes as `fit` computes them, eagerly: the sub-network of each
-    layer normalizes with the statistics of the batch it is given. What that
-    changes in the layers' moving statistics is undone by the caller."""
+def _slopes_fn(model, layout, layers, training):
+    """xs -> the slopes of each of `layers`, float32, in inference mode or
+    as `fit` computes them (the caller undoes what training mode changes in
+    the layers' moving statistics)."""
 
     def fn(xs):
         store = {}
-        with _recording_slopes(layers, store, training=True):
+        with _recording_slopes(layers, store, training=training):
             model(layout.to_model(xs), training=False)
         return [keras.ops.cast(store[i], "float32") for i in range(len(layers))]
 
     return fn
+
+
+def _slopes_function(model, layout, layers):
+    """The inference-mode `_slopes_fn`, compiled once per model."""
+    key = ("slopes", layout, *map(id, layers))
+    return _backend.compiled(
+        model, key, lambda model: _slopes_fn(model, layout, layers, training=False)
+    )
 
 
 def aprelu_slopes(model, inputs, *, training=False, batch_size=64, progress=False):
@@ -116,7 +110,8 @@ def aprelu_slopes(model, inputs, *, training=False, batch_size=64, progress=Fals
         fn = _slopes_function(model, data.layout, layers)
         slopes = _inputs.collect(data, batch_size, lambda _, xs: fn(xs), progress)
     else:
-        fn = _batch_mode_slopes(model, data.layout, layers)
+        # Eager: batch mode updates the moving statistics, undone below.
+        fn = _slopes_fn(model, data.layout, layers, training=True)
         state = [v for layer in layers for v in layer.non_trainable_variables]
         saved = [_backend.to_numpy(v) for v in state]
         try:

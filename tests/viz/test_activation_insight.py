@@ -25,6 +25,38 @@ def test_aprelu_slopes_equal_the_layers_own_slopes():
     assert slopes["backbone/aprelu"].std(axis=0).max() > 1e-3
 
 
+@pytest.mark.parametrize("normalization", ["none", "batch"])
+def test_aprelu_slopes_in_training_mode(normalization):
+    # Each batch of `batch_size` normalized with its own statistics, as fit
+    # computes it; the moving statistics are left as they were.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 2))
+    layer = keras_aprelu.APReLU(normalization=normalization, name="act")
+    model = keras.Model(inputs, layer(keras.layers.Conv2D(3, 3)(inputs)))
+    for norm in layer.normalization_layers():
+        if hasattr(norm, "moving_mean"):
+            norm.moving_mean.assign(np.full(norm.moving_mean.shape, 2.0))
+    x = RNG.random((6, 6, 6, 2)).astype("float32")
+    before = [to_numpy(v).copy() for v in model.non_trainable_variables]
+    train = viz.aprelu_slopes(model, x, training=True, batch_size=3)["act"]
+    infer = viz.aprelu_slopes(model, x, batch_size=3)["act"]
+    for variable, value in zip(model.non_trainable_variables, before, strict=True):
+        np.testing.assert_array_equal(to_numpy(variable), value)
+    features = to_numpy(model.layers[1](x))
+    expected = np.concatenate(
+        [to_numpy(layer.slopes(features[i : i + 3], training=True)) for i in (0, 3)]
+    )
+    for variable, value in zip(model.non_trainable_variables, before, strict=True):
+        variable.assign(value)
+    np.testing.assert_allclose(train, expected, rtol=1e-5, atol=1e-6)
+    if normalization == "none":
+        np.testing.assert_allclose(train, infer, rtol=1e-5, atol=1e-6)
+    else:  # moving means 2.0 away: inference does not compute training's
+        assert np.abs(train - infer).mean() > 0.05
+    with pytest.raises(TypeError, match=r"Received: training='yes'"):
+        viz.aprelu_slopes(model, x, training="yes")
+
+
 def test_aprelu_slopes_need_an_aprelu_layer():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="`model` has no APReLU layer"):
