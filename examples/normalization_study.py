@@ -192,6 +192,104 @@ def key(record):
     )
 
 
+class Drift(keras.callbacks.Callback):
+    """During `fit`, for the first batch norm of each APReLU sub-network
+    (`normalization="batch"`), on a fixed probe batch: how far the mean of
+    its input moves in one step, and how far its moving mean lies from
+    that mean, both in standard deviations of the input over the probe,
+    the median over units. `history` holds one row per step."""
+
+    def __init__(self, probe):
+        super().__init__()
+        self.probe = probe
+        self.history = []
+        self._last = None
+
+    def on_train_begin(self, logs=None):
+        self._layers = [
+            layer
+            for layer in self.model._flatten_layers(include_self=False)
+            if isinstance(layer, keras_aprelu.APReLU)
+        ]
+        self._inputs = keras.Model(
+            self.model.inputs, [layer.input for layer in self._layers]
+        )
+
+    def _bn_inputs(self):
+        layers = self._layers
+        features = self._inputs(self.probe, training=False)
+        features = features if isinstance(features, list) else [features]
+        found = []
+        for layer, h in zip(layers, features, strict=True):
+            h = np.asarray(keras.ops.convert_to_numpy(h), "float64")
+            axes = tuple(range(1, h.ndim - 1))
+            z = np.concatenate(
+                [np.minimum(h, 0).mean(axis=axes), np.maximum(h, 0).mean(axis=axes)],
+                -1,
+            )
+            kernel, bias = (
+                np.asarray(keras.ops.convert_to_numpy(w), "float64")
+                for w in layer.dense_1.weights
+            )
+            moving = keras.ops.convert_to_numpy(
+                layer.normalization_layers()[0].moving_mean
+            )
+            found.append((z @ kernel + bias, np.asarray(moving, "float64")))
+        return found
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self._bn_inputs()
+        row = []
+        for i, (h, moving) in enumerate(now):
+            mean, std = h.mean(0), h.std(0)
+            step = (
+                np.nan
+                if self._last is None
+                else float(np.median(np.abs(mean - self._last[i]) / std))
+            )
+            lag = float(np.median(np.abs(moving - mean) / std))
+            row.append({"step_move": step, "lag": lag})
+        self._last = [h.mean(0) for h, _ in now]
+        self.history.append(row)
+
+
+def drift(seed=0, batch_size=32, learning_rate=1e-3, epochs=20):
+    """Trains the paper's sub-network on the burst task with a `Drift`
+    log; returns the medians over each quarter of training."""
+    (x_train, y_train), _, _ = task_data("burst", seed)
+    model = burst_task.build_model("aprelu", seed=seed, normalization="batch")
+    model.optimizer.learning_rate.assign(learning_rate)
+    log = Drift(x_train[:256])
+    model.fit(
+        x_train,
+        y_train,
+        batch_size=batch_size,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[log],
+    )
+    steps = len(log.history)
+    quarters = []
+    for q in range(4):
+        rows = log.history[q * steps // 4 : (q + 1) * steps // 4]
+        quarters.append(
+            {
+                f"act{i + 1}": {
+                    key: float(np.nanmedian([r[i][key] for r in rows]))
+                    for key in ("step_move", "lag")
+                }
+                for i in range(len(rows[0]))
+            }
+        )
+    return {
+        "seed": seed,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "backend": keras.config.backend(),
+        "quarters": quarters,
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(RESULTS))
@@ -202,6 +300,14 @@ def main(argv=None):
         "--table", action="store_true", help="print the records as a table and stop"
     )
     parser.add_argument(
+        "--drift",
+        action="store_true",
+        help="log, step by step, how far the paper's batch norms lag on the "
+        "burst task, at batch 32 and 128, Adam at 1e-3 and 3e-3, print one "
+        "JSON line each (examples/results/batch_norm_drift.json holds a run "
+        "on TensorFlow) and stop",
+    )
+    parser.add_argument(
         "--normalization",
         action="append",
         help="only these variants: normalizations, or 'relu' for ReLU",
@@ -209,6 +315,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.table:
         print(records.study_table(records.load(args.results)))
+        return
+    if args.drift:
+        for batch_size, rate in ((32, 1e-3), (128, 1e-3), (32, 3e-3)):
+            print(json.dumps(drift(batch_size=batch_size, learning_rate=rate)))
         return
     backend = keras.config.backend()
     variants = [
