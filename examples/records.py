@@ -149,9 +149,9 @@ def study_table(found):
         variant = r["normalization"] or r["activation"]
         groups.setdefault((r["task"], r["backend"], variant), []).append(r)
     lines = [
-        "| Task | Backend | Sub-network | Seeds | Inference (%) | Training mode (%) "
-        "| Recalibrated (%) | Steps |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Task (steps) | Backend | Sub-network (seeds) | Inference (%) "
+        "| Training mode (%) | Recalibrated (%) |",
+        "|---|---|---|---|---|---|",
     ]
     order = ["relu", "batch", "batch_renorm", "layer", "none"]
     for (task, backend, variant), group in sorted(
@@ -164,10 +164,10 @@ def study_table(found):
                 f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
             )
 
-        label = "ReLU (no APReLU)" if variant == "relu" else f"`{variant}`"
+        label = "ReLU" if variant == "relu" else f"`{variant}`"
         lines.append(
-            f"| {task} | {backend} | {label} | {len(group)} | "
+            f"| {task} ({group[0]['steps']:,}) | {backend} | {label} ({len(group)}) | "
             f"{cell('inference_accuracy')} | {cell('training_accuracy')} | "
-            f"{cell('recalibrated_accuracy')} | {group[0]['steps']} |"
+            f"{cell('recalibrated_accuracy')} |"
         )
     return "\n".join(lines)
