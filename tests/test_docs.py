@@ -156,6 +156,28 @@ def test_the_acceptance_pages_exist(site):
     assert "<li" not in returns and "–" not in returns
 
 
+def test_keras_examples_render_as_code(site):
+    # Keras's "Example:" + blank line + >>> lines: highlighted as a Python
+    # session (docs/griffe_keras_examples.py), not as nested quotes.
+    documented = entries(site)
+    for name in ("keras_aprelu.layers.APReLU", "keras_aprelu.recalibrate_batch_norm"):
+        example = documented[name].split("Examples:", 1)[1]
+        assert '<span class="gp">&gt;&gt;&gt; </span>' in example, name
+        assert "<blockquote>" not in documented[name], name
+
+
+def test_keras_examples_rewrite_only_example_sections():
+    sys.path.insert(0, str(REPO / "docs"))
+    from griffe_keras_examples import keras_examples
+
+    text = "Sum.\n\nExample:\n\n>>> 1 + 1\n2\n\nReference:\n    A paper."
+    assert keras_examples(text) == (
+        "Sum.\n\nExamples:\n    >>> 1 + 1\n    2\n\nReference:\n    A paper."
+    )
+    fenced = "Example:\n\n```python\nx = 1\n```"
+    assert keras_examples(fenced) == fenced
+
+
 def test_the_cli_page_is_the_parser(site):
     """The command line page is generated from the parser itself."""
     from keras_aprelu.viz import __main__ as cli
