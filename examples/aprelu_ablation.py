@@ -88,7 +88,9 @@ def reestimate_statistics(model, x, batch_size=128):
     """Replaces the moving mean and variance of APReLU's sub-network batch
     norms with their average over the batches of `x` (the cumulative
     average, as PyTorch's `momentum=None`), with the rest of the model in
-    inference mode. Changes `model` in place."""
+    inference mode. Changes `model` in place. Notebook 06's ablation, kept
+    as it ran; the package's `keras_aprelu.recalibrate_batch_norm` computes
+    the exact statistics of every batch norm instead."""
     norms = _batch_norms(model)
     momenta = [bn.momentum for bn in norms]
     for bn in norms:
