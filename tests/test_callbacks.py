@@ -433,7 +433,8 @@ def test_method_kwargs_go_to_the_methods_that_take_them(tmp_path):
     png = make_ndarray(events(tmp_path).Tensors("grad_cam")[0].tensor_proto)[2]
     got = np.asarray(Image.open(io.BytesIO(png)), "float32") / 255
     want = plotting.overlay_images(x[:1], record[0][:1])[0]
-    np.testing.assert_allclose(got, want, atol=1 / 255 + 1e-6)
+    # Logged 16 times larger (8 -> 128 pixels), nearest neighbour.
+    np.testing.assert_allclose(got[::16, ::16], want, atol=1 / 255 + 1e-6)
 
 
 @pytest.mark.parametrize(

@@ -115,8 +115,7 @@ def test_jax_and_torch_users_need_no_tensorflow(backend, tmp_path):
         model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
         model.fit(x, np.arange(4) % 3, epochs=1, verbose=0, callbacks=[
             callbacks.ActivationMonitor(x, log_dir={str(tmp_path / "logs")!r}),
-            callbacks.AttributionMaps(x, {str(tmp_path / "logs")!r},
-                                      methods=viz._MAP_METHODS),
+            callbacks.AttributionMaps(x, {str(tmp_path / "logs")!r}),
         ])
         shapes = {{name: getattr(viz, name)(model, x).shape
                   for name in viz._MAP_METHODS}}

@@ -310,10 +310,18 @@ def test_default_map_made_by_an_op_is_read_at_the_pooling_input(caplog):
 def test_layer_by_path_object_and_name_inside_a_nested_model():
     model = models.randomize(models.nested())
     x = RNG.random((2, 8, 8, 2)).astype("float32")
-    by_path = viz.grad_cam(model, x, 0, layer="backbone/conv2")
-    by_name = viz.grad_cam(model, x, 0, layer="conv2")
+
+    # A class whose CAM is positive somewhere in both inputs (with random
+    # weights, a class's weighted sum can be negative everywhere).
+    def positive(t):
+        raw = viz.grad_cam(model, x, t, layer="conv2", normalize=False)
+        return bool((raw.max(axis=(1, 2)) > 0).all())
+
+    target = next(t for t in range(3) if positive(t))
+    by_path = viz.grad_cam(model, x, target, layer="backbone/conv2")
+    by_name = viz.grad_cam(model, x, target, layer="conv2")
     layer = model.get_layer("backbone").get_layer("conv2")
-    by_object = viz.grad_cam(model, x, 0, layer=layer)
+    by_object = viz.grad_cam(model, x, target, layer=layer)
     np.testing.assert_array_equal(by_path, by_name)
     np.testing.assert_array_equal(by_path, by_object)
     assert by_path.shape == (2, 8, 8) and by_path.max() == 1.0

@@ -80,14 +80,15 @@ def test_batching_and_target_forms_agree(twins, batch, method):
             ]
         )
         np.testing.assert_allclose(together, one_by_one, rtol=1e-4, atol=1e-6)
-    # Normalized: the magnitude over its maximum, so zero stays zero.
+    # Normalized: the magnitude over its maximum, so zero stays zero (an
+    # all-zero map, as a CAM whose weighted sum is negative everywhere,
+    # stays all zero).
     normalized = METHODS[method](model, batch, 2, batch_size=3)
     magnitude = np.abs(together).reshape(4, -1)
+    peak = magnitude.max(axis=1, keepdims=True)
+    expected = np.divide(magnitude, peak, out=np.zeros_like(magnitude), where=peak > 0)
     np.testing.assert_allclose(
-        normalized.reshape(4, -1),
-        magnitude / magnitude.max(axis=1, keepdims=True),
-        rtol=1e-4,
-        atol=1e-6,
+        normalized.reshape(4, -1), expected, rtol=1e-4, atol=1e-6
     )
 
 
