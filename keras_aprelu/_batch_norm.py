@@ -80,8 +80,9 @@ class _Moments:
     def add(self, values, axes):
         values = np.asarray(values, dtype="float64")
         count = int(np.prod([values.shape[a] for a in axes]))
-        mean = values.mean(axis=axes)
-        m2 = ((values - values.mean(axis=axes, keepdims=True)) ** 2).sum(axis=axes)
+        centre = values.mean(axis=axes, keepdims=True)
+        m2 = ((values - centre) ** 2).sum(axis=axes)
+        mean = np.squeeze(centre, axis=axes)
         if self.mean is None:
             self.count, self.mean, self.m2 = count, mean, m2
             return
