@@ -104,6 +104,23 @@ def build(task, activation, normalization, seed):
     return mnist_cnn.compile_cnn(builder(activation, seed=seed))
 
 
+def value(w):
+    """A weight or tensor as a float64 NumPy array."""
+    return np.asarray(keras.ops.convert_to_numpy(w), "float64")
+
+
+def _first_norm_input(layer, h):
+    """What the first normalization of APReLU `layer`'s sub-network sees
+    for the layer's input `h`: Dense_1 of the pooled negative and positive
+    means, in float64."""
+    h = value(h)
+    axes = tuple(a for a in range(1, h.ndim) if a != layer.axis % h.ndim)
+    z = np.concatenate(
+        [np.minimum(h, 0).mean(axis=axes), np.maximum(h, 0).mean(axis=axes)], -1
+    )
+    return z @ value(layer.dense_1.kernel) + value(layer.dense_1.bias)
+
+
 def diagnosis(model, x):
     """Per sub-network batch norm: median over units of the distance from
     its moving mean to the mean of its input over `x`, in standard
@@ -122,16 +139,7 @@ def diagnosis(model, x):
     if len(layers) == 1:
         features = [features]
     for layer, h in zip(layers, features, strict=True):
-        h = np.asarray(h, "float64")
-        axes = tuple(a for a in range(1, h.ndim) if a != layer.axis % h.ndim)
-        z = np.concatenate(
-            [np.minimum(h, 0).mean(axis=axes), np.maximum(h, 0).mean(axis=axes)], -1
-        )
-
-        def value(w):
-            return np.asarray(keras.ops.convert_to_numpy(w), "float64")
-
-        h1 = z @ value(layer.dense_1.kernel) + value(layer.dense_1.bias)
+        h1 = _first_norm_input(layer, h)
         bn1, bn2 = layer.normalization_layers()
         mean, std = h1.mean(0), h1.std(0)
         a1 = (h1 - mean) / np.sqrt(std**2 + bn1.epsilon) * value(bn1.gamma)
@@ -221,20 +229,8 @@ class Drift(keras.callbacks.Callback):
         features = features if isinstance(features, list) else [features]
         found = []
         for layer, h in zip(layers, features, strict=True):
-            h = np.asarray(keras.ops.convert_to_numpy(h), "float64")
-            axes = tuple(range(1, h.ndim - 1))
-            z = np.concatenate(
-                [np.minimum(h, 0).mean(axis=axes), np.maximum(h, 0).mean(axis=axes)],
-                -1,
-            )
-            kernel, bias = (
-                np.asarray(keras.ops.convert_to_numpy(w), "float64")
-                for w in layer.dense_1.weights
-            )
-            moving = keras.ops.convert_to_numpy(
-                layer.normalization_layers()[0].moving_mean
-            )
-            found.append((z @ kernel + bias, np.asarray(moving, "float64")))
+            moving = value(layer.normalization_layers()[0].moving_mean)
+            found.append((_first_norm_input(layer, h), moving))
         return found
 
     def on_train_batch_end(self, batch, logs=None):
