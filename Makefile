@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make demo   trains the MNIST demo and writes its figures (examples/output/)
-#   make test   runs the whole test suite on TensorFlow, then the layers, viz and
-#               the callbacks on JAX and on PyTorch
+#   make test   runs the whole test suite on TensorFlow, then the layers, the
+#               peers' test cases, viz and the callbacks on JAX and on PyTorch
 # Both create .venv and install the package with everything it needs first.
 
 PYTHON ?= python3
@@ -24,7 +24,7 @@ demo: $(STAMP)
 
 # The whole suite on TensorFlow, then the layers, viz and the callbacks on
 # JAX and on PyTorch (what needs TensorFlow skips there, saying why).
-BACKEND_TESTS := tests/layers tests/viz tests/test_callbacks.py \
+BACKEND_TESTS := tests/layers tests/peers tests/viz tests/test_callbacks.py \
 	keras_aprelu/layers keras_aprelu/activations.py
 
 test: $(STAMP)

@@ -122,7 +122,10 @@ def check_grouping(grouping):
 
 
 def check_divisible(channels, num_units):
-    if channels % num_units:
+    """Maxout's channels split into `num_units` groups; `channels` is None
+    while the size is unknown (a symbolic input), to be checked on a call
+    that knows it."""
+    if channels is not None and channels % num_units:
         raise ValueError(
             f"`num_units` must divide the number of channels: {channels} "
             f"channels cannot be split into {num_units} equal groups. "

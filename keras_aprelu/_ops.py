@@ -13,9 +13,9 @@ PReLU and APReLU runs in PyTorch's own PReLU kernel (`_torch_ops`; README,
 that `import keras_aprelu` never imports TensorFlow under JAX or PyTorch.
 
 The semantics are the same on every backend, including at the kinks: at
-x == 0 the input's gradient is alpha (PReLU) and the pooled gradient goes
-to the negative branch (APReLU); a Maxout tie sends the whole gradient to
-the group's first winner.
+x == 0 the input's gradient is the negative slope (PReLU, APReLU, RReLU in
+both modes, as PyTorch) and the pooled gradient goes to the negative branch
+(APReLU); a Maxout tie sends the whole gradient to the group's first winner.
 """
 
 import keras
@@ -190,13 +190,26 @@ def _routed_maxout(x, grouped_shape, reduce_axis, group):
     return routed(x)
 
 
+def leaky_relu(x, slope):
+    """x where x > 0, else slope * x, for a constant float `slope`.
+
+    TensorFlow's and PyTorch's kernels give the gradient `slope` at x == 0;
+    `jax.nn.leaky_relu` gives 1 there, so JAX gets the same convention
+    written out.
+    """
+    if keras.config.backend() == "jax":
+        return ops.where(x > 0, x, slope * x)
+    return ops.leaky_relu(x, negative_slope=slope)
+
+
 def random_leaky_relu(x, slopes):
-    """x where x >= 0, else slopes * x, for sampled `slopes` of the shape of x.
+    """x where x > 0, else slopes * x, for sampled `slopes` of the shape of x.
 
     Written as x * m with m held constant, so that autodiff keeps only m
-    and computes dy * m: a custom gradient would buy nothing here.
+    and computes dy * m: a custom gradient would buy nothing here. At
+    x == 0 the gradient is the drawn slope, as in `torch.nn.RReLU`.
     """
     kernels = _tensorflow_kernels()
     if kernels is not None:
         return kernels.random_leaky_relu(x, slopes)
-    return x * ops.stop_gradient(ops.where(x >= 0, ops.ones_like(slopes), slopes))
+    return x * ops.stop_gradient(ops.where(x > 0, ops.ones_like(slopes), slopes))

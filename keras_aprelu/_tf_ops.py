@@ -120,7 +120,8 @@ def maxout(x, num_units, axis, grouping):
     """
     shape = tf.shape(x)
     static = x.shape
-    channels = static[axis]
+    # A graph traced with an unknown channel size splits it at run time.
+    channels = static[axis] if static[axis] is not None else shape[axis]
     group = channels // num_units
     if grouping == "contiguous":
         split = [num_units, group]
@@ -150,11 +151,11 @@ def maxout(x, num_units, axis, grouping):
 
 
 def random_leaky_relu(x, slopes):
-    """x where x >= 0, else slopes * x, for sampled `slopes` of the shape of x.
+    """x where x > 0, else slopes * x, for sampled `slopes` of the shape of x.
 
-    Written as x * m with m = where(x >= 0, 1, slopes) held constant: autodiff
+    Written as x * m with m = where(x > 0, 1, slopes) held constant: autodiff
     of that product already keeps only m and computes dy * m, so a custom
     gradient would buy nothing here (`benchmarks/bench_layers.py` shows it).
     """
-    m = tf.stop_gradient(tf.where(x >= 0, tf.ones_like(slopes), slopes))
+    m = tf.stop_gradient(tf.where(x > 0, tf.ones_like(slopes), slopes))
     return x * m

@@ -106,7 +106,9 @@ def rrelu(x, lower=1 / 8, upper=1 / 3, training=False, seed=None):
             `training=True`. Defaults to `None`.
 
     Returns:
-        A tensor of the shape and dtype of `x`.
+        A tensor of the shape and dtype of `x`. At x == 0 the gradient is
+        the slope (the drawn one in training, the mean in inference), as in
+        `torch.nn.RReLU`, on every backend.
 
     Example:
 
@@ -120,7 +122,7 @@ def rrelu(x, lower=1 / 8, upper=1 / 3, training=False, seed=None):
     lower, upper = _checks.check_rrelu_bounds(lower, upper)
     x = ops.convert_to_tensor(x)
     if not training:
-        return ops.leaky_relu(x, negative_slope=(lower + upper) / 2)
+        return _ops.leaky_relu(x, (lower + upper) / 2)
     slopes = keras.random.uniform(
         ops.shape(x), minval=lower, maxval=upper, dtype=x.dtype, seed=seed
     )
@@ -131,8 +133,7 @@ def maxout(x, num_units, axis=-1, grouping="contiguous"):
     """Maxout over groups of channels.
 
     Args:
-        x: A tensor of rank >= 2, batch first, with a known size along
-            `axis`.
+        x: A tensor of rank >= 2, batch first.
         num_units: Number of groups, which must divide the size of `axis`.
         axis: The channel axis. Defaults to `-1`.
         grouping: `"contiguous"` or `"strided"` (as `tfa.layers.Maxout`);
@@ -160,6 +161,5 @@ def maxout(x, num_units, axis=-1, grouping="contiguous"):
             f"`x` must have rank >= 2, batch first. Received: x.shape={tuple(x.shape)}"
         )
     axis = _checks.normalize_axis(_checks.check_int_axis(axis), rank)
-    channels = _checks.known_channels(x.shape, axis, "maxout")
-    _checks.check_divisible(channels, num_units)
+    _checks.check_divisible(x.shape[axis], num_units)
     return _ops.maxout(x, num_units, axis, grouping)

@@ -32,8 +32,9 @@ class Maxout(keras.layers.Layer):
         inputs: A tensor of rank >= 2.
 
     Input shape:
-        Any shape of rank >= 2, batch first, with a known size C along
-        `axis`.
+        Any shape of rank >= 2, batch first. The size C along `axis` may be
+        unknown when the layer is built (`keras.Input((None, None, None))`);
+        each call then checks that `num_units` divides it.
 
     Output shape:
         The input shape with `num_units` in place of C.
@@ -67,14 +68,24 @@ class Maxout(keras.layers.Layer):
     def build(self, input_shape):
         rank = _checks.check_rank(input_shape, self.name)
         axis = _checks.normalize_axis(self.axis, rank)
-        channels = _checks.known_channels(input_shape, axis, self.name)
+        # The channel size may be unknown, as `tfa.layers.Maxout` allowed:
+        # each call then checks the size it gets.
+        channels = input_shape[axis]
         _checks.check_divisible(channels, self.num_units)
         self._axis = axis
         self._built_shape = tuple(channels if a == axis else None for a in range(rank))
 
     def call(self, inputs):
         _checks.check_built_shape(inputs.shape, self._built_shape, self.name)
+        _checks.check_divisible(inputs.shape[self._axis], self.num_units)
         return _ops.maxout(inputs, self.num_units, self._axis, self.grouping)
+
+    def compute_output_spec(self, inputs):
+        # From the shape alone: tracing `call` on a placeholder would have
+        # to invent a channel size when it is unknown.
+        return keras.KerasTensor(
+            self.compute_output_shape(inputs.shape), dtype=inputs.dtype
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -75,6 +75,13 @@ class PReLU(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if alpha_initializer is None:
+            # keras.initializers.get(None) is None, which add_weight would
+            # silently replace with glorot_uniform.
+            raise ValueError(
+                "`alpha_initializer` must be a float, an initializer or its "
+                "name, such as 0.25 or 'zeros'. Received: alpha_initializer=None"
+            )
         if isinstance(alpha_initializer, (int, float)) and not isinstance(
             alpha_initializer, bool
         ):

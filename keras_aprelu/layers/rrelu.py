@@ -17,10 +17,12 @@ class RReLU(keras.layers.Layer):
     Formula:
 
     ```
-    f(x) = x      if x >= 0
+    f(x) = x      if x > 0
     f(x) = a * x  otherwise, a ~ U(lower, upper) in training,
                   a = (lower + upper) / 2 in inference
     ```
+
+    At x = 0 the gradient is a, on every backend, as in `torch.nn.RReLU`.
 
     Args:
         lower: Lower bound of the slope, with 0 <= lower <= upper.
