@@ -1,3 +1,5 @@
+import importlib.metadata
+import json
 import os
 import pathlib
 import subprocess
@@ -87,60 +89,12 @@ def test_layers_work_without_matplotlib():
     ]
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_jax_and_torch_users_need_no_tensorflow(backend, tmp_path):
-    # TensorFlow is the `[tensorflow]` extra, not a dependency: under JAX
-    # and PyTorch the layers, every viz map method, the CLI and both
-    # logging callbacks run without it.
-    result = run_python(
-        f"""
-        import sys
-
-        # As if not installed: `import tensorflow` raises ImportError, and
-        # importlib.util.find_spec("tensorflow") (PyTorch asks) is None.
-        sys.modules["tensorflow"] = None
-        import numpy as np
-        import keras
-        import keras_aprelu
-        from keras_aprelu import callbacks, viz
-        from keras_aprelu.viz import __main__ as cli
-
-        x = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
-        model = keras.Sequential([
-            keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="conv"),
-            keras_aprelu.APReLU(name="act"), keras_aprelu.PReLU(),
-            keras_aprelu.RReLU(), keras_aprelu.Maxout(2),
-            keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3),
-        ])
-        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
-        model.fit(x, np.arange(4) % 3, epochs=1, verbose=0, callbacks=[
-            callbacks.ActivationMonitor(x, log_dir={str(tmp_path / "logs")!r}),
-            callbacks.AttributionMaps(x, {str(tmp_path / "logs")!r}),
-        ])
-        shapes = {{name: getattr(viz, name)(model, x).shape
-                  for name in viz._MAP_METHODS}}
-        print(sorted(set(shapes.values())))
-        model.save({str(tmp_path / "m.keras")!r})
-        np.save({str(tmp_path / "x.npy")!r}, x)
-        cli.main([{str(tmp_path / "m.keras")!r}, {str(tmp_path / "x.npy")!r},
-                  "--out", {str(tmp_path / "fig.png")!r}])
-        print(sys.modules["tensorflow"], keras.config.backend())
-        """,
-        KERAS_BACKEND=backend,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
-    assert lines[-1] == f"None {backend}"
-    assert "[(4, 8, 8)]" in lines
-    assert (tmp_path / "fig.png").stat().st_size > 0
-
-
-@pytest.mark.slow
-def test_the_built_wheel_installs_and_runs_outside_the_repository(tmp_path):
-    """`make dist`'s wheel, installed into a fresh virtual environment with
-    no access to the repository: the layers, viz and the package data."""
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory):
+    """`make dist`: the wheel and the sdist, built once and checked as PyPI
+    would; returns the wheel's path."""
     repo = pathlib.Path(__file__).resolve().parents[1]
-    dist = tmp_path / "dist"
+    dist = tmp_path_factory.mktemp("dist")
     build = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", dist],
         cwd=repo,
@@ -160,13 +114,152 @@ def test_the_built_wheel_installs_and_runs_outside_the_repository(tmp_path):
         text=True,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+    return dist / built[0]
+
+
+def _fresh_venv(path):
+    """A new virtual environment with no packages; returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", path], check=True)
+    return path / "bin" / "python"
+
+
+def _pip(python, *args):
+    """This environment's pip, run on the environment of `python`."""
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, *args],
+        capture_output=True,
+        text=True,
+    )
+
+
+# What a JAX or PyTorch user runs: the four layers in a model trained with
+# both callbacks (where the extra brings tensorboard), every map method,
+# the noise tunnel, the metrics, the layer tools, a figure and the CLI.
+_USER_SESSION = """
+import importlib.util, json, sys
+import numpy as np
+import keras
+import keras_aprelu
+from keras_aprelu import callbacks, viz
+from keras_aprelu.viz import __main__ as cli
+from keras_aprelu.viz import metrics
+
+out = sys.argv[1]
+x = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
+model = keras.Sequential([
+    keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="conv"),
+    keras_aprelu.APReLU(name="act"), keras_aprelu.PReLU(),
+    keras_aprelu.RReLU(), keras_aprelu.Maxout(2),
+    keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3),
+])
+model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
+logging = importlib.util.find_spec("tensorboard") is not None
+model.fit(x, np.arange(4) % 3, epochs=1, verbose=0, callbacks=[
+    callbacks.ActivationMonitor(x, log_dir=out + "/logs"),
+    callbacks.AttributionMaps(x, out + "/logs"),
+] if logging else [])
+shapes = {name: getattr(viz, name)(model, x).shape for name in viz._MAP_METHODS}
+shapes["noise_tunnel"] = viz.noise_tunnel(viz.saliency, model, x, samples=2).shape
+maps = viz.saliency(model, x)
+scores = [metrics.deletion(model, x, maps, steps=4).shape,
+          metrics.insertion(model, x, maps, steps=4).shape]
+tools = [viz.feature_maps(model, x, "act").shape, viz.filters(model, "conv").shape,
+         viz.aprelu_slopes(model, x)["act"].shape,
+         viz.activation_maximization(model, "conv", 0, steps=2).shape]
+viz.plot_heatmaps(x, {"saliency": maps}).savefig(out + "/maps.png")
+model.save(out + "/m.keras")
+np.save(out + "/x.npy", x)
+cli.main([out + "/m.keras", out + "/x.npy", "--out", out + "/cli.png"])
+print(json.dumps({
+    "backend": keras.config.backend(),
+    "tensorflow": importlib.util.find_spec("tensorflow") is not None,
+    "logged": logging,
+    "map_shapes": sorted({str(s) for s in shapes.values()}),
+    "scores": [str(s) for s in scores],
+    "tools": [str(s) for s in tools],
+}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend, extras",
+    [("jax", "jax,viz,callbacks"), ("torch", "torch,viz")],
+)
+def test_jax_and_torch_users_install_no_tensorflow(dist, backend, extras, tmp_path):
+    # The wheel with the extras a JAX or PyTorch user picks, installed by
+    # pip into a new environment. The versions are pinned to this
+    # environment's (the same files, from pip's cache; PyTorch's CPU build).
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text(
+        "".join(
+            f"{d.metadata['Name']}=={d.version}\n"
+            for d in importlib.metadata.distributions()
+            if d.metadata["Name"] not in (None, "keras-aprelu", "keras_aprelu")
+        )
+    )
+    python = _fresh_venv(tmp_path / "venv")
+    install = _pip(python, "install", "--quiet", "-c", constraints, f"{dist}[{extras}]")
+    assert install.returncode == 0, install.stderr[-3000:]
+    listed = _pip(python, "list", "--format=json")
+    names = {p["name"].lower() for p in json.loads(listed.stdout)}
+    assert backend in names and "keras-aprelu" in names
+    assert not {n for n in names if n.startswith("tensorflow")}, sorted(names)
+    assert ("tensorboard" in names) == ("callbacks" in extras)
+
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(KERAS_BACKEND=backend, MPLBACKEND="Agg")
+    result = subprocess.run(
+        [python, "-c", _USER_SESSION, str(work)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {
+        "backend": backend,
+        "tensorflow": False,
+        "logged": "callbacks" in extras,
+        "map_shapes": ["(4, 8, 8)"],
+        "scores": ["(4,)", "(4,)"],
+        "tools": ["(4, 6, 6, 4)", "(4, 3, 3, 1)", "(4, 4)", "(1, 8, 8, 1)"],
+    }
+    for figure in ("maps.png", "cli.png"):
+        assert (work / figure).stat().st_size > 0
+    if "callbacks" in extras:
+        assert any((work / "logs").rglob("events.out.tfevents.*"))
+    else:
+        # Without the extra, the callbacks say which one to install.
+        missing = subprocess.run(
+            [
+                python,
+                "-c",
+                "from keras_aprelu import callbacks; "
+                "callbacks.AttributionMaps([[0.0]], 'logs')",
+            ],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert 'pip install "keras-aprelu[callbacks]"' in missing.stderr
+
+
+@pytest.mark.slow
+def test_the_built_wheel_installs_and_runs_outside_the_repository(dist, tmp_path):
+    """`make dist`'s wheel, installed into a fresh virtual environment with
+    no access to the repository: the layers, viz and the package data."""
+    version = keras_aprelu.__version__
 
     # A fresh environment; its dependencies (Keras, TensorFlow, ...) come
     # from this one through a path entry, which does not run this one's
     # .pth files, so the editable install of the repository stays out.
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
-    python = venv / "bin" / "python"
+    python = _fresh_venv(tmp_path / "venv")
     fresh = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
         capture_output=True,
@@ -175,22 +268,7 @@ def test_the_built_wheel_installs_and_runs_outside_the_repository(tmp_path):
     ).stdout.strip()
     ours = sysconfig.get_path("purelib")
     (pathlib.Path(fresh) / "dependencies.pth").write_text(ours + "\n")
-    install = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            python,
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-index",
-            dist / built[0],
-        ],
-        capture_output=True,
-        text=True,
-    )
+    install = _pip(python, "install", "--quiet", "--no-deps", "--no-index", dist)
     assert install.returncode == 0, install.stderr[-3000:]
 
     work = tmp_path / "elsewhere"
