@@ -5,31 +5,54 @@ import re
 
 import keras
 import numpy as np
+import pytest
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
+ROOT = README.parent
+# The pages whose Python blocks a reader copies: the README and the guides
+# (not the API reference, whose examples run as doctests).
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+# The first line of a block that runs in the namespace the README's
+# quickstart leaves (its model, trained, and the MNIST arrays).
+CONTINUES = "# Continues the README's quickstart"
+
+
+def python_blocks(page):
+    return re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+
+
 def quickstart_code():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    blocks = python_blocks(README)
     assert blocks, "README.md has no python block"
     return blocks[0]
 
 
-def test_readme_quickstart_runs_as_written(tmp_path, monkeypatch):
-    # As written, with nothing defined beforehand. The MNIST it loads comes
-    # from the offline loader of the examples (the same arrays as Keras's
-    # download), cut to 64 training images so that `fit` is quick.
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    """The README's quickstart, run as written, with nothing defined
+    beforehand: its namespace and its folder. The MNIST it loads comes from
+    the offline loader of the examples (the same arrays as Keras's
+    download), cut to 64 training images so that `fit` is quick."""
     import mnist_data
 
     (x_train, y_train), test = mnist_data.load_data(verbose=False)
-    monkeypatch.setattr(
-        keras.datasets.mnist,
-        "load_data",
-        lambda: ((x_train[:64], y_train[:64]), test),
-    )
-    monkeypatch.chdir(tmp_path)
+    folder = tmp_path_factory.mktemp("quickstart")
     namespace = {}
-    exec(compile(quickstart_code(), "README.md", "exec"), namespace)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            keras.datasets.mnist,
+            "load_data",
+            lambda: ((x_train[:64], y_train[:64]), test),
+        )
+        patch.chdir(folder)
+        exec(compile(quickstart_code(), "README.md", "exec"), namespace)
+    return namespace, folder
+
+
+def test_readme_quickstart_runs_as_written(quickstart):
+    namespace, tmp_path = quickstart
     assert namespace["x_train"].shape == (64, 28, 28, 1)
     assert namespace["x_test"].max() == 1.0
 
@@ -81,3 +104,41 @@ def test_layers_page_example_builds_the_model_it_describes():
         "Maxout",
         "RReLU",
     ]
+
+
+BLOCKS = [
+    (page, i, code)
+    for page in PAGES
+    for i, code in enumerate(python_blocks(page))
+    if (page, i) != (README, 0)  # the quickstart, run by its fixture
+]
+
+
+def test_the_pages_have_python_blocks_to_run():
+    pages = {page.name for page, _, _ in BLOCKS}
+    assert pages >= {"layers.md", "visualization.md", "callbacks.md"}
+
+
+@pytest.mark.parametrize(
+    "page, index, code",
+    BLOCKS,
+    ids=[f"{page.name}-{index}" for page, index, _ in BLOCKS],
+)
+def test_every_python_block_runs_as_written(page, index, code, quickstart, tmp_path):
+    # A block runs alone, from nothing, unless its first line says that it
+    # continues the quickstart; then it runs on a copy of that namespace.
+    # Files it writes go to a folder of its own.
+    namespace = {}
+    if code.startswith(CONTINUES):
+        # Its own copy of the trained model, from the quickstart's file, so
+        # that a block that trains changes nothing for the others.
+        namespace = dict(quickstart[0])
+        namespace["model"] = keras.saving.load_model(quickstart[1] / "model.keras")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        exec(compile(code, f"{page.name}, block {index}", "exec"), namespace)
+    written = sorted(p.name for p in tmp_path.iterdir())
+    if "savefig(" in code:
+        assert any(name.endswith((".png", ".pdf")) for name in written), written
+    if 'log_dir="logs"' in code:
+        assert any((tmp_path / "logs").rglob("events.out.tfevents.*"))
