@@ -171,6 +171,11 @@ def gradient(rule):
         def maps(start, xs):
             return weigh(*fn(xs, run.targets.slice(start, start + len(xs[0]))))
 
+        def gradient_of(start, xs):
+            return fn(xs, run.targets.slice(start, start + len(xs[0])))[1]
+
+        # For `Request.pack`: the gradient the rule weighs, of one chunk.
+        maps.gradient_of = gradient_of
         return maps
 
     return maps_of
@@ -228,8 +233,17 @@ def cam(
         return [maps_of(start, xs)]
 
     (maps,) = run.run(run.batch_size, compute)
+    gradient = None
+    if hasattr(maps_of, "gradient_of"):
+        side = "input" if feature_map.of_input else "output"
+        what = f"the {side} of layer {feature_map.path!r}"
+        gradient = (what, lambda xs: maps_of.gradient_of(0, xs))
     return run.pack(
-        [upsample(maps, size) if len(size) == maps.ndim - 1 else None for size in sizes]
+        [
+            upsample(maps, size) if len(size) == maps.ndim - 1 else None
+            for size in sizes
+        ],
+        gradient=gradient,
     )
 
 

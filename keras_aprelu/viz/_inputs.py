@@ -19,6 +19,7 @@ inputs: one array for one input, a list or dict of them for several.
 
 import dataclasses
 import numbers
+import warnings
 
 import keras
 import numpy as np
@@ -204,6 +205,54 @@ def _model_inputs(model):
         return list(model.inputs or [])
     except (AttributeError, ValueError):
         return []
+
+
+def integer_inputs(model, layout):
+    """The keys of the inputs that the model declares integer or boolean
+    (token ids, segment ids, masks): the model reads them as indices or
+    flags, and no gradient reaches them. Empty when the model declares no
+    inputs (a subclassed model that was not built from `keras.Input`)."""
+    declared = _model_inputs(model)
+    if len(declared) != len(layout.keys):
+        return []
+    if layout.kind == "dict":
+        by_name = {getattr(t, "name", None): t for t in declared}
+        if set(layout.keys) <= set(by_name):
+            declared = [by_name[key] for key in layout.keys]
+    return [
+        key
+        for key, tensor in zip(layout.keys, declared, strict=True)
+        if not keras.backend.is_float_dtype(
+            keras.backend.standardize_dtype(tensor.dtype)
+        )
+    ]
+
+
+def check_gradient_reaches_inputs(model, layout):
+    """For a method that differentiates with respect to the inputs: an
+    error if the model takes every input as integers, a warning if some."""
+    integer = integer_inputs(model, layout)
+    if not integer:
+        return
+    declared = {key: _name(layout.kind, key) for key in integer}
+    way_out = (
+        "Explain them with `viz.occlusion`, which needs no gradient, or with "
+        "a CAM method on a layer after the embedding (`layer=`)."
+    )
+    if len(integer) == len(layout.keys):
+        shown = ", ".join(declared.values())
+        raise ValueError(
+            "This method takes the gradient of the score with respect to the "
+            "inputs, and the model takes its inputs as integers (token ids or "
+            "flags), where no gradient reaches: every map would be zero. "
+            f"{way_out} Received: integer inputs {shown}"
+        )
+    warnings.warn(
+        f"The model takes {', '.join(declared.values())} as integers (token "
+        "ids or flags), where no gradient reaches: their maps are zero, "
+        f"whatever they matter. {way_out}",
+        stacklevel=4,
+    )
 
 
 def _flatten(model, inputs):

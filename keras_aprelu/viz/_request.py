@@ -15,8 +15,12 @@ already knows, without walking the model again.
 
 import contextlib
 import dataclasses
+import warnings
+
+import numpy as np
 
 from keras_aprelu.viz import _args
+from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _rules
 from keras_aprelu.viz import _scores
@@ -80,11 +84,54 @@ class Request:
         self.targets.check_count(self.data.count)
         return results
 
-    def pack(self, maps):
-        """Per-input maps, normalized as asked, in the inputs' structure."""
+    def pack(self, maps, gradient=None):
+        """Per-input maps, normalized as asked, in the inputs' structure.
+
+        `gradient`, for a method whose maps come from a gradient, is
+        `(what, probe)`: what the gradient is taken of, and `probe(xs)`,
+        that gradient for a chunk of inputs. It is called only when every
+        map is zero, to warn if no gradient reaches `what`
+        (`_no_gradient`).
+        """
+        if gradient is not None and not any(m is not None and np.any(m) for m in maps):
+            _, xs = next(self.data.batches(self.batch_size))
+            message = _no_gradient(*gradient, xs)
+            if message:
+                warnings.warn(message, UserWarning, stacklevel=3)
         return self.layout.pack(
             [None if m is None else _inputs.finish(m, self.normalize) for m in maps]
         )
+
+
+def _no_gradient(what, probe, xs):
+    """The warning for maps that are all zero because no gradient of the
+    score reaches `what`, or None if one does: then the zeros are the
+    method's answer (a CAM clipped at 0, an input at its baseline).
+
+    The gradient is taken on the first chunk and on a random perturbation
+    of it, so that a point where it happens to vanish (every ReLU off at an
+    all-zero input) is not mistaken for a cut in the model."""
+    rng = np.random.default_rng(0)
+    noisy = [
+        x + (float(np.std(x)) or 1.0) * rng.standard_normal(x.shape, "float32")
+        for x in xs
+    ]
+    if np.any(_backend.to_numpy(probe(xs))):
+        return None
+    try:
+        if np.any(_backend.to_numpy(probe(noisy))):
+            return None
+    except Exception:  # noqa: BLE001
+        # A model that reads its inputs as indices may refuse noisy ones
+        # (PyTorch's embedding lookup raises out of range): that is a cut.
+        pass
+    return (
+        f"Every map is zero because no gradient of the score reaches {what}: "
+        "the model cuts the path (a stop_gradient, an integer cast or a "
+        "lookup such as an embedding), or it does not use it for this "
+        "output. Explain it with `viz.occlusion` or `viz.score_cam`, which "
+        "need no gradient, or choose a layer after the cut (`layer=`)."
+    )
 
 
 def plan_of(model, data, *, logits, modifier=None):
@@ -107,14 +154,18 @@ def request(
     progress,
     batch_size,
     modifier=None,
+    input_gradients=False,
 ):
     """Checks the shared arguments, reads the inputs and the model once, and
-    returns the `Request`."""
+    returns the `Request`. `input_gradients`: the method differentiates with
+    respect to the inputs, which the model must not take as integers."""
     logits = _args.check_bool(logits, "logits")
     normalize = _args.check_bool(normalize, "normalize")
     progress = _args.check_bool(progress, "progress")
     batch_size = _args.check_positive_int(batch_size, "batch_size")
     data = _inputs.read(model, inputs)
+    if input_gradients:
+        _inputs.check_gradient_reaches_inputs(model, data.layout)
     targets = _inputs.Targets(target, data.count, _inputs.num_classes(model))
     plan = plan_of(model, data, logits=logits, modifier=modifier)
     return Request(model, data, targets, plan, normalize, progress, batch_size)

@@ -1,6 +1,8 @@
 """Gradient saliency: vanilla, guided backprop, deconvnet, SmoothGrad, and
 integrated gradients."""
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -25,6 +27,21 @@ def input_gradients(model, plan, xs, targets, score_fn):
     with plan.applied():
         scores, _, grads, _ = _backend.grad(scored, xs)
     return grads, scores
+
+
+def input_gradient_probe(run):
+    """`Request.pack`'s `gradient` for a method that differentiates with
+    respect to the inputs: the plain gradient's magnitude (no guided or
+    deconvnet rule, which may zero it on purpose)."""
+
+    def probe(xs):
+        plain = dataclasses.replace(
+            run, plan=dataclasses.replace(run.plan, modifier=None, ruled=())
+        )
+        maps = _saliency_function(plain, 0)(xs, run.targets.slice(0, len(xs[0])))
+        return np.stack([np.max(_backend.to_numpy(m)) for m in maps])
+
+    return ("the inputs", probe)
 
 
 def _saliency_function(run, samples, times_input=False):
@@ -153,6 +170,7 @@ def saliency(
         progress=progress,
         batch_size=batch_size,
         modifier=modifier,
+        input_gradients=True,
     )
     fn = _saliency_function(run, samples)
 
@@ -166,7 +184,7 @@ def saliency(
         return fn(xs, chosen, copies)
 
     step = max(1, run.batch_size // samples) if samples else run.batch_size
-    return run.pack(run.run(step, compute))
+    return run.pack(run.run(step, compute), gradient=input_gradient_probe(run))
 
 
 @_docs.shared_args(*_docs.METHOD_ARGS)
@@ -203,13 +221,16 @@ def gradient_x_input(
         normalize=normalize,
         progress=progress,
         batch_size=batch_size,
+        input_gradients=True,
     )
     fn = _saliency_function(run, 0, times_input=True)
 
     def compute(start, xs):
         return fn(xs, run.targets.slice(start, start + len(xs[0])))
 
-    return run.pack(run.run(run.batch_size, compute))
+    return run.pack(
+        run.run(run.batch_size, compute), gradient=input_gradient_probe(run)
+    )
 
 
 def _ig_function(run, steps):
@@ -311,6 +332,7 @@ def integrated_gradients(
         normalize=normalize,
         progress=progress,
         batch_size=batch_size,
+        input_gradients=True,
     )
     layout = run.layout
     fn = _ig_function(run, steps)
@@ -320,7 +342,7 @@ def integrated_gradients(
         return fn(xs, bases, run.targets.slice(start, start + len(xs[0])))
 
     *maps, gaps = run.run(max(1, run.batch_size // (steps + 1)), compute)
-    maps = run.pack(maps)
+    maps = run.pack(maps, gradient=input_gradient_probe(run))
     if return_gap:
         return maps, gaps.astype("float32")
     return maps

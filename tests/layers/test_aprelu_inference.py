@@ -59,15 +59,13 @@ def test_the_default_infers_as_it_trains(held_out):
 
 def test_the_papers_sub_network_does_not(held_out):
     # The defect the default fixes, kept visible: the same model answers
-    # differently in the two modes, and recalibrating its batch norms with
-    # the final weights brings inference back near training mode.
-    import keras_aprelu
-
-    x, y = held_out
+    # differently in the two modes. What `recalibrate_batch_norm` repairs,
+    # stale moving averages, is checked exactly in test_batch_norm.py; on
+    # this short run most of the gap is between the statistics of a batch
+    # of 32 and those of the population, which no recalibration removes
+    # (it narrowed the gap on TensorFlow and JAX and widened it by 1 % on
+    # PyTorch, so it is not asserted here).
+    x, _ = held_out
     model = trained(normalization="batch")
     inference, training = both_modes(model, x)
     assert np.abs(inference - training).mean() > 0.01
-    train_x, _ = make_data(512, length=LENGTH, amplitude=3.0, seed=0)
-    keras_aprelu.recalibrate_batch_norm(model, train_x, batch_size=BATCH)
-    recalibrated, _ = both_modes(model, x)
-    assert np.abs(recalibrated - training).mean() < np.abs(inference - training).mean()
