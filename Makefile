@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make demo   trains the MNIST demo and writes its figures (examples/output/)
-#   make test   runs the whole test suite on TensorFlow, then the layers, the
-#               peers' test cases, viz and the callbacks on JAX and on PyTorch
+#   make test   runs the whole test suite on TensorFlow and, beside it, the
+#               layers, the peers' test cases, viz and the callbacks on JAX
+#               and on PyTorch
 # Both create .venv and install the package with everything it needs first.
 
 PYTHON ?= python3
@@ -9,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint docs dist
+.PHONY: demo test test-tensorflow test-jax-torch bench lint docs dist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,15 +23,23 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/mnist_demo.py $(ARGS)
 
-# The whole suite on TensorFlow, then the layers, viz and the callbacks on
-# JAX and on PyTorch (what needs TensorFlow skips there, saying why).
+# The whole suite on TensorFlow and, beside it, the layers, the peers' test
+# cases, viz and the callbacks on JAX, then on PyTorch (what needs TensorFlow
+# skips there, saying why). The two runs share the machine's cores: much of a
+# test's time is Python, not kernels. Each run's output is printed whole when
+# it ends, and the command fails if either fails.
 BACKEND_TESTS := tests/layers tests/peers tests/viz tests/test_callbacks.py \
 	keras_aprelu/layers keras_aprelu/activations.py
 
 test: $(STAMP)
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-tensorflow test-jax-torch
+
+test-tensorflow: $(STAMP)
 	$(PY) -m pytest
-	KERAS_BACKEND=jax $(PY) -m pytest $(BACKEND_TESTS)
-	KERAS_BACKEND=torch $(PY) -m pytest $(BACKEND_TESTS)
+
+test-jax-torch: $(STAMP)
+	KERAS_BACKEND=jax $(PY) -m pytest -p no:cacheprovider $(BACKEND_TESTS)
+	KERAS_BACKEND=torch $(PY) -m pytest -p no:cacheprovider $(BACKEND_TESTS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_layers.py --backend all --memory
