@@ -28,6 +28,7 @@ they are rougher than the ratios to the limits.
     python benchmarks/bench_viz.py                    # TensorFlow
     python benchmarks/bench_viz.py --backend all      # every backend
     python benchmarks/bench_viz.py --quick            # a smoke run
+    python benchmarks/bench_viz.py --onednn both      # TensorFlow, oneDNN on, off
 """
 
 import argparse
@@ -39,11 +40,17 @@ import subprocess
 import sys
 import time
 
+from _argv import argument
 from _argv import backend_argument
 
 BACKENDS = ("tensorflow", "jax", "torch")
 if backend_argument(sys.argv[1:]) in BACKENDS:
     os.environ["KERAS_BACKEND"] = backend_argument(sys.argv[1:])
+# TensorFlow's oneDNN kernels: on by default on some x86 CPUs (Intel ones),
+# off on others (AMD) and with TF_ENABLE_ONEDNN_OPTS=0.
+ONEDNN = {"on": "1", "off": "0"}
+if argument(sys.argv[1:], "onednn") in ONEDNN:
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = ONEDNN[argument(sys.argv[1:], "onednn")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 
@@ -179,7 +186,16 @@ def main():
     parser.add_argument(
         "--json", action="store_true", help="print the median times as JSON, last"
     )
+    parser.add_argument(
+        "--onednn",
+        choices=("on", "off", "both"),
+        help="TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS); both: "
+        "the TensorFlow rows twice, in two processes. Defaults to this "
+        "machine's default",
+    )
     args = parser.parse_args()
+    if args.onednn == "both":
+        return both_onednn_settings()
     if args.backend == "all":
         return compare_backends(args)
     rounds, repeats = (2, 2) if args.quick else (7, 5)
@@ -222,9 +238,12 @@ def main():
 
     print(
         f"keras {keras.__version__}, backend {keras.config.backend()}, "
-        f"{platform.machine()}, {os.cpu_count()} CPUs, batch {BATCH}, "
-        f"MNIST CNN with {args.activation}, {rounds} rounds x {repeats}"
+        f"{platform.machine()} ({cpu_name()}), {os.cpu_count()} CPUs, "
+        f"batch {BATCH}, MNIST CNN with {args.activation}, "
+        f"{rounds} rounds x {repeats}"
     )
+    if keras.config.backend() == "tensorflow":
+        print(f"TensorFlow's oneDNN kernels: {onednn_state()}")
     print(f"{'method':28s} {'ratio to its limit':>20s}   goal")
     rows = [
         ("saliency", ratio(t["limit fwd+bwd"], t["saliency"]), ">= 0.8"),
@@ -295,6 +314,55 @@ def main():
         medians = {name: float(np.median(v)) for name, v in t.items()}
         medians.update({f"ResNet50 {k}": v for k, v in resnet_times.items()})
         print(json.dumps(medians))
+
+
+def cpu_name():
+    """The CPU's model name, from /proc/cpuinfo where there is one."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def onednn_state():
+    """Whether TensorFlow runs its oneDNN kernels here, as it says itself."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return "unknown (this TensorFlow does not say)"
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset")
+    state = "on" if _pywrap_util_port.IsMklEnabled() else "off"
+    return f"{state} (TF_ENABLE_ONEDNN_OPTS={setting})"
+
+
+def without(argv, flags):
+    """`argv` without the `flags` and their values (`--f X` or `--f=X`)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in flags:
+            skip = True
+        elif not arg.startswith(tuple(f + "=" for f in flags)):
+            kept.append(arg)
+    return kept
+
+
+def both_onednn_settings():
+    """This benchmark on TensorFlow twice, each in a process of its own:
+    with oneDNN on, then off. The ratios of each run are measured in one
+    process; the two runs are not compared with each other."""
+    for setting in ("on", "off"):
+        argv = without(sys.argv[1:], ("--onednn", "--backend"))
+        command = [sys.executable, __file__, *argv, "--onednn", setting]
+        command += ["--backend", "tensorflow"]
+        print(f"== oneDNN {setting}", flush=True)
+        subprocess.run(command, check=True)
+        print(flush=True)
 
 
 def compare_backends(args):
