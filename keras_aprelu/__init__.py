@@ -8,6 +8,8 @@ from keras_aprelu.layers import PReLU
 from keras_aprelu.layers import RReLU
 
 __version__ = "0.2.0"
+"""The release, as `pip show keras-aprelu` reports it (the package's single
+source of its version)."""
 
 __all__ = [
     "APReLU",

@@ -178,6 +178,17 @@ def test_keras_examples_rewrite_only_example_sections():
     assert keras_examples(fenced) == fenced
 
 
+def test_an_attribute_shows_its_own_docstring_not_its_types(site):
+    # keras_aprelu.__version__ is a str: the inspected object's docstring
+    # is str's; the page shows the one under the assignment
+    # (docs/griffe_attribute_docs.py).
+    version = entries(site)["keras_aprelu.__version__"]
+    assert "as `pip show keras-aprelu` reports it" in version or (
+        "as <code>pip show keras-aprelu</code> reports it" in version
+    )
+    assert "Create a new string object" not in version
+
+
 def test_the_cli_page_is_the_parser(site):
     """The command line page is generated from the parser itself."""
     from keras_aprelu.viz import __main__ as cli
