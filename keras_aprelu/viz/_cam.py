@@ -228,9 +228,13 @@ def cam(
     sizes = []
 
     def compute(start, xs):
-        if not sizes:
+        first = not sizes
+        if first:
             sizes.extend(layout.spatial_shape(i, x.shape) for i, x in enumerate(xs))
-        return [maps_of(start, xs)]
+        maps = maps_of(start, xs)
+        if first:
+            check_fits_an_input(maps.shape, sizes, feature_map.path)
+        return [maps]
 
     (maps,) = run.run(run.batch_size, compute)
     gradient = None
@@ -244,6 +248,22 @@ def cam(
             for size in sizes
         ],
         gradient=gradient,
+    )
+
+
+def check_fits_an_input(map_shape, sizes, path):
+    """A CAM's maps, (batch, *layer_spatial), must have as many spatial axes
+    as one input at least, to be upsampled onto it."""
+    rank = len(map_shape) - 1
+    if any(len(size) == rank for size in sizes):
+        return
+    ranks = " or ".join(str(r) for r in sorted({len(size) for size in sizes}))
+    raise ValueError(
+        f"The layer's maps have {rank} spatial axes and the inputs {ranks}, "
+        "so a CAM cannot be drawn on any input: choose a layer whose output "
+        "keeps the input's spatial axes (`layer=`). A transformer block's "
+        "(batch, tokens, channels) output is not read as a grid of patches "
+        f"yet. Received: layer={path!r} with maps of shape {tuple(map_shape)}"
     )
 
 

@@ -147,12 +147,7 @@ def score_weighting(weights):
             acts = _backend.to_numpy(features(xs))
             inner = acts.shape[1:-1]
             outer = layout.spatial_shape(0, xs[0].shape)
-            if len(inner) != len(outer):
-                raise ValueError(
-                    f"The layer's maps have {len(inner)} spatial axes but the "
-                    f"inputs have {len(outer)}. Received: layer="
-                    f"{feature_map.path!r} with maps of shape {acts.shape}"
-                )
+            _cam.check_fits_an_input(acts.shape[:-1], [outer], feature_map.path)
             axes = [_cam.interpolation(o, n) for o, n in zip(inner, outer, strict=True)]
             lows, highs, fracs = ([axis[j] for axis in axes] for j in range(3))
             chosen = run.targets.slice(start, start + len(xs[0]))

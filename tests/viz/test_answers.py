@@ -248,3 +248,26 @@ def test_zero_maps_with_a_gradient_are_not_called_a_cut():
         warnings.simplefilter("error")
         maps = viz.integrated_gradients(model, x, steps=2)
     assert not np.any(maps)
+
+
+@pytest.mark.parametrize("method", ["grad_cam", "score_cam", "guided_grad_cam"])
+def test_a_cam_that_fits_no_input_is_an_error_not_none(method):
+    # The ViT encoder's output is (batch, 17 tokens, channels): one spatial
+    # axis, where the image has two. This returned None (and guided
+    # Grad-CAM crashed on it).
+    if keras.config.backend() == "jax":
+        pytest.skip("keras-hub models are swept on TensorFlow and PyTorch")
+    keras.utils.set_random_seed(0)
+    model, x = vit()
+    encoder = next(path for path in _paths(model) if path.endswith("vit_encoder"))
+    with pytest.raises(ValueError) as error:
+        getattr(viz, method)(model, x, layer=encoder)
+    message = str(error.value)
+    assert "maps have 1 spatial axes and the inputs 2" in message
+    assert message.endswith("with maps of shape (2, 17)")
+
+
+def _paths(model):
+    from keras_aprelu.viz import _layers
+
+    return [path for path, _ in _layers.walk(model)]
