@@ -1,7 +1,9 @@
 """Finding layers in any Keras 3 model, and patching them for one computation.
 
 Layers are named by their path from the model: `"conv2d"`, or
-`"backbone/conv5"` inside a nested model. Patches set an attribute on the
+`"backbone/conv5"` inside a nested model, or
+`"vit_backbone/vit_encoder/transformer_block_2"` for a sublayer that a
+layer holds (a transformer encoder's blocks). Patches set an attribute on the
 layer *instance* (never on its class) and are undone in `finally`, so the
 user's model is exactly as it was after any call, including one that raised.
 
@@ -40,8 +42,29 @@ def walk(model, prefix=""):
             yield from walk(layer, path + "/")
 
 
+def sublayers(layer):
+    """The layers `layer` holds directly: a model's layers, or the
+    sublayers a layer tracks (the blocks of a transformer encoder, which
+    keeps them in a list)."""
+    if isinstance(layer, keras.Model):
+        held = layer.layers
+    else:
+        held = layer._flatten_layers(include_self=False, recursive=False)
+    return [h for h in held if not isinstance(h, keras.layers.InputLayer)]
+
+
+def walk_all(model, prefix=""):
+    """Yields (path, layer) for every layer the model holds at any depth:
+    `walk`'s, and the sublayers of layers, depth first. What a user may
+    name; `walk` is what the model's own graph runs."""
+    for layer in sublayers(model):
+        path = prefix + layer.name
+        yield path, layer
+        yield from walk_all(layer, path + "/")
+
+
 def path_of(model, layer):
-    for path, candidate in walk(model):
+    for path, candidate in walk_all(model):
         if candidate is layer:
             return path
     return None
@@ -64,10 +87,15 @@ def find_layer(model, layer, argument="layer"):
             f"`{argument}` must hold a layer name, a path such as "
             f"'backbone/conv5', or a Layer. Received: {argument}={layer!r}"
         )
-    layers = dict(walk(model))
+    layers = dict(walk_all(model))
     if layer in layers:
         return layer, layers[layer]
     by_name = [path for path in layers if path.rsplit("/", 1)[-1] == layer]
+    # A bare name: unique among the model's own layers first (an APReLU's
+    # inner Dense does not shadow the model's), then at any depth.
+    graph = [path for path in by_name if path in dict(walk(model))]
+    if len(graph) == 1:
+        return graph[0], layers[graph[0]]
     if len(by_name) == 1:
         return by_name[0], layers[by_name[0]]
     close = difflib.get_close_matches(layer, list(layers), n=5, cutoff=0.5)
