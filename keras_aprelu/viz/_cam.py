@@ -168,14 +168,14 @@ def gradient(rule):
             run.model, ("cam rule", rule.__name__, *key), lambda _: rule
         )
 
-        def maps(start, xs):
-            return weigh(*fn(xs, run.targets.slice(start, start + len(xs[0]))))
+        def features_and_gradients(start, xs):
+            return fn(xs, run.targets.slice(start, start + len(xs[0])))
 
-        def gradient_of(start, xs):
-            return fn(xs, run.targets.slice(start, start + len(xs[0])))[1]
+        def maps(start, xs):
+            return weigh(*features_and_gradients(start, xs))
 
         # For `Request.pack`: the gradient the rule weighs, of one chunk.
-        maps.gradient_of = gradient_of
+        maps.gradient_of = lambda start, xs: features_and_gradients(start, xs)[1]
         return maps
 
     return maps_of

@@ -31,10 +31,11 @@ ARGS = {
     "layer": """A layer name, a path such as `"backbone/conv5"` into a
         nested model (or into a layer that holds layers, such as
         `"vit_backbone/vit_encoder/transformer_block_2"`), or a Layer. A
-        bare name must be unique, the model's own layers first. Defaults to the last feature map before
-        the pooling or flattening that leads to the head, found by running
-        the model (on ResNet50, `conv5_block3_out`); the choice is logged at
-        INFO level by the `keras_aprelu.viz` logger.""",
+        bare name must be unique, the model's own layers first. Defaults
+        to the last feature map before the pooling or flattening that
+        leads to the head, found by running the model (on ResNet50,
+        `conv5_block3_out`); the choice is logged at INFO level by the
+        `keras_aprelu.viz` logger.""",
     "logits": """Score the pre-activation logits when the model ends in
         softmax or sigmoid. Defaults to `True`.""",
     "normalize": """Divide each map's magnitude by its largest, so that it

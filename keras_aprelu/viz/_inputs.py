@@ -234,21 +234,20 @@ def check_gradient_reaches_inputs(model, layout):
     integer = integer_inputs(model, layout)
     if not integer:
         return
-    declared = {key: _name(layout.kind, key) for key in integer}
+    names = ", ".join(_name(layout.kind, key) for key in integer)
     way_out = (
         "Explain them with `viz.occlusion`, which needs no gradient, or with "
         "a CAM method on a layer after the embedding (`layer=`)."
     )
     if len(integer) == len(layout.keys):
-        shown = ", ".join(declared.values())
         raise ValueError(
             "This method takes the gradient of the score with respect to the "
             "inputs, and the model takes its inputs as integers (token ids or "
             "flags), where no gradient reaches: every map would be zero. "
-            f"{way_out} Received: integer inputs {shown}"
+            f"{way_out} Received: integer inputs {names}"
         )
     warnings.warn(
-        f"The model takes {', '.join(declared.values())} as integers (token "
+        f"The model takes {names} as integers (token "
         "ids or flags), where no gradient reaches: their maps are zero, "
         f"whatever they matter. {way_out}",
         stacklevel=4,

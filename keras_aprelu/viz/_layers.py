@@ -93,7 +93,8 @@ def find_layer(model, layer, argument="layer"):
     by_name = [path for path in layers if path.rsplit("/", 1)[-1] == layer]
     # A bare name: unique among the model's own layers first (an APReLU's
     # inner Dense does not shadow the model's), then at any depth.
-    graph = [path for path in by_name if path in dict(walk(model))]
+    own = {path for path, _ in walk(model)}
+    graph = [path for path in by_name if path in own]
     if len(graph) == 1:
         return graph[0], layers[graph[0]]
     if len(by_name) == 1:

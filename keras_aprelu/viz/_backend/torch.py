@@ -57,13 +57,10 @@ def grad(fn, args, tap=False):
         args = [_tensor(a).detach().requires_grad_(True) for a in args]
         scores, aux = fn(args, tapped)
         wrt = args + taps
-        # A tapped value behind a cut (an integer cast) may not require a
-        # gradient at all; it gets zeros, as an unused one does.
-        live = [w for w in wrt if w.requires_grad]
-        grads = [None] * len(wrt)
-        if scores.requires_grad and live:
-            found = iter(torch.autograd.grad(scores.sum(), live, allow_unused=True))
-            grads = [next(found) if w.requires_grad else None for w in wrt]
+        if scores.requires_grad:
+            grads = torch.autograd.grad(scores.sum(), wrt, allow_unused=True)
+        else:  # the scores do not depend on anything differentiated
+            grads = [None] * len(wrt)
     grads = [
         torch.zeros_like(w) if g is None else g for w, g in zip(wrt, grads, strict=True)
     ]
