@@ -6,6 +6,7 @@ the same function in NumPy terms, so each checks the other. `weight_vjp`
 does the same for a layer's trainable weights through `stateless_call`.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -103,6 +104,14 @@ def layer_function(layer, x, **call_kwargs):
         return out
 
     return fn, [np.asarray(x)] + trainable
+
+
+def run_for_json(command, **kwargs):
+    """Runs `command`, capturing its output; asserts that it succeeded and
+    returns what the last line it printed holds, read as JSON."""
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def run_python(code, **env):

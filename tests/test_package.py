@@ -11,6 +11,7 @@ import pytest
 
 import keras_aprelu
 import keras_aprelu.activations
+from tests.backend_testing import run_for_json
 from tests.backend_testing import run_python
 
 
@@ -211,16 +212,9 @@ def test_jax_and_torch_users_install_no_tensorflow(dist, backend, extras, tmp_pa
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(KERAS_BACKEND=backend, MPLBACKEND="Agg")
-    result = subprocess.run(
-        [python, "-c", _USER_SESSION, str(work)],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    report = run_for_json(
+        [python, "-c", _USER_SESSION, str(work)], cwd=work, env=env, timeout=600
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {
         "backend": backend,
         "tensorflow": False,

@@ -5,15 +5,15 @@ with `KERAS_BACKEND` set. (`make test` also runs the whole layer suite
 under each backend.)
 """
 
-import json
 import os
 import pathlib
-import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+
+from tests.backend_testing import run_for_json
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -25,16 +25,12 @@ def run(backend, *code, env=None):
     it printed holds, read as JSON."""
     environ = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     environ.update(env or {})
-    result = subprocess.run(
+    return run_for_json(
         [sys.executable, "-c", "\n".join(textwrap.dedent(c) for c in code)],
         cwd=ROOT,
         env=environ,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 # A Python without TensorFlow: `import tensorflow` raises ImportError and

@@ -82,6 +82,26 @@ def subclassed(input_shape=(8, 8, 2), classes=3):
     return model
 
 
+def vit_classifier(num_layers=1, head=None):
+    """keras-hub's ViT from a small configuration, with a Dense head of 3
+    classes (named `head`) on the class token; returns (model, backbone).
+    16 x 16 images in 4 x 4 patches: 1 class token and 16 patch tokens of
+    8 channels. Needs keras_hub (a dev dependency)."""
+    import keras_hub
+
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(16, 16, 3),
+        patch_size=4,
+        num_layers=num_layers,
+        num_heads=2,
+        hidden_dim=8,
+        mlp_dim=16,
+    )
+    inputs = keras.Input((16, 16, 3))
+    outputs = keras.layers.Dense(3, name=head)(backbone(inputs)[:, 0])
+    return keras.Model(inputs, outputs), backbone
+
+
 def copy_weights(source, target):
     """Copies weights layer by layer (by name), whatever the API style."""
     from keras_aprelu.viz import _layers

@@ -75,17 +75,7 @@ def embedding_behind_float_input():
 
 
 def vit():
-    backbone = keras_hub.models.ViTBackbone(
-        image_shape=(16, 16, 3),
-        patch_size=4,
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        mlp_dim=16,
-    )
-    inputs = keras.Input((16, 16, 3))
-    tokens = backbone(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(3)(tokens[:, 0]))
+    model, _ = models.vit_classifier()
     return model, _rng().random((2, 16, 16, 3)).astype("float32")
 
 
@@ -258,16 +248,10 @@ def test_a_cam_that_fits_no_input_is_an_error_not_none(method):
     if keras.config.backend() == "jax":
         pytest.skip("keras-hub models are swept on TensorFlow and PyTorch")
     keras.utils.set_random_seed(0)
-    model, x = vit()
-    encoder = next(path for path in _paths(model) if path.endswith("vit_encoder"))
+    model, backbone = models.vit_classifier()
+    x = _rng().random((2, 16, 16, 3)).astype("float32")
     with pytest.raises(ValueError) as error:
-        getattr(viz, method)(model, x, layer=encoder)
+        getattr(viz, method)(model, x, layer=f"{backbone.name}/vit_encoder")
     message = str(error.value)
     assert "maps have 1 spatial axes and the inputs 2" in message
     assert message.endswith("with maps of shape (2, 17)")
-
-
-def _paths(model):
-    from keras_aprelu.viz import _layers
-
-    return [path for path, _ in _layers.walk(model)]

@@ -10,23 +10,12 @@ from keras_aprelu import viz
 from tests.backend_testing import to_numpy
 from tests.viz import models
 
-keras_hub = pytest.importorskip("keras_hub")
+pytest.importorskip("keras_hub")
 
 
 def vit_classifier(head="head"):
     keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.ViTBackbone(
-        image_shape=(16, 16, 3),
-        patch_size=4,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=8,
-        mlp_dim=16,
-    )
-    inputs = keras.Input((16, 16, 3))
-    head = keras.layers.Dense(3, name=head)
-    model = keras.Model(inputs, head(backbone(inputs)[:, 0]))
-    return model, backbone
+    return models.vit_classifier(num_layers=2, head=head)
 
 
 def test_a_block_inside_the_encoder_layer_by_path_name_or_object():
