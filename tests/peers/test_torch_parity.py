@@ -19,6 +19,7 @@ expected values. The cases are PyTorch's own (torch 2.13.0,
   gradient at 0 is the slope, in PReLU and in RReLU's both modes.
 """
 
+import keras
 import numpy as np
 import pytest
 import scipy.stats
@@ -117,7 +118,8 @@ def test_prelu_function_matches_torch_functional_prelu(shape, weight):
         alpha_shape = weight.shape + (1,) * max(len(shape) - 2, 0)
 
     def ours(x, w):
-        return activations.prelu(x, _reshape(w, alpha_shape) if weight.ndim else w)
+        alpha = keras.ops.reshape(w, alpha_shape) if weight.ndim else w
+        return activations.prelu(x, alpha)
 
     np.testing.assert_allclose(
         to_numpy(ours(x, weight)), expected, rtol=1e-6, atol=1e-6
@@ -125,12 +127,6 @@ def test_prelu_function_matches_torch_functional_prelu(shape, weight):
     dx, dw = vjp(ours, [x, weight], upstream)
     np.testing.assert_allclose(dx, expected_dx, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(dw, expected_dw, rtol=1e-6, atol=1e-6)
-
-
-def _reshape(w, shape):
-    import keras
-
-    return keras.ops.reshape(w, shape)
 
 
 # The RReLU module tests of common_nn.py: (constructor args, input size).
