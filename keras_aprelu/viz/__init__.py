@@ -30,6 +30,8 @@ from keras_aprelu.viz._grad_cam import layer_cam
 from keras_aprelu.viz._grad_cam import score_cam
 from keras_aprelu.viz._noise_tunnel import noise_tunnel
 from keras_aprelu.viz._occlusion import occlusion
+from keras_aprelu.viz._rollout import attention_rollout
+from keras_aprelu.viz._rollout import gradient_rollout
 from keras_aprelu.viz._saliency import gradient_x_input
 from keras_aprelu.viz._saliency import integrated_gradients
 from keras_aprelu.viz._saliency import saliency
@@ -57,16 +59,19 @@ _MAP_METHODS = (
     "layer_cam",
     "score_cam",
     "occlusion",
+    "gradient_rollout",
 )
 
 __all__ = [
     "activation_maximization",
+    "attention_rollout",
     "aprelu_slopes",
     "dead_units",
     "feature_maps",
     "filters",
     "grad_cam",
     "grad_cam_plus_plus",
+    "gradient_rollout",
     "gradient_x_input",
     "guided_grad_cam",
     "hires_cam",

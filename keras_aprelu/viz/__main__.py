@@ -8,12 +8,14 @@ with exit status 2, as argparse reports a bad option.
 """
 
 import argparse
+import inspect
 import os
 import sys
 import zipfile
 
 import numpy as np
 
+_CAM = ("layer", "token_grid")
 # method -> (function name, fixed keyword arguments, options it takes,
 # the name a figure shows)
 METHODS = {
@@ -28,13 +30,20 @@ METHODS = {
         ("steps", "baseline"),
         "Integrated gradients",
     ),
-    "grad_cam": ("grad_cam", {}, ("layer",), "Grad-CAM"),
-    "grad_cam_plus_plus": ("grad_cam_plus_plus", {}, ("layer",), "Grad-CAM++"),
-    "hires_cam": ("hires_cam", {}, ("layer",), "HiResCAM"),
-    "layer_cam": ("layer_cam", {}, ("layer",), "Layer-CAM"),
-    "score_cam": ("score_cam", {}, ("layer",), "Score-CAM"),
-    "guided_grad_cam": ("guided_grad_cam", {}, ("layer",), "Guided Grad-CAM"),
+    "grad_cam": ("grad_cam", {}, _CAM, "Grad-CAM"),
+    "grad_cam_plus_plus": ("grad_cam_plus_plus", {}, _CAM, "Grad-CAM++"),
+    "hires_cam": ("hires_cam", {}, _CAM, "HiResCAM"),
+    "layer_cam": ("layer_cam", {}, _CAM, "Layer-CAM"),
+    "score_cam": ("score_cam", {}, _CAM, "Score-CAM"),
+    "guided_grad_cam": ("guided_grad_cam", {}, _CAM, "Guided Grad-CAM"),
     "occlusion": ("occlusion", {}, ("patch_size", "stride", "baseline"), "Occlusion"),
+    "attention_rollout": (
+        "attention_rollout",
+        {},
+        ("head_fusion", "discard_ratio", "token_grid"),
+        "Attention rollout",
+    ),
+    "gradient_rollout": ("gradient_rollout", {}, ("token_grid",), "Gradient rollout"),
 }
 # Options that count something: at least 1.
 _COUNTS = ("samples", "steps", "patch_size", "stride", "batch_size", "max_rows")
@@ -48,6 +57,9 @@ _KEYWORDS = {
     "layer": "layer",
     "patch_size": "patch_size",
     "stride": "stride",
+    "token_grid": "token_grid",
+    "head_fusion": "head_fusion",
+    "discard_ratio": "discard_ratio",
 }
 
 
@@ -99,6 +111,25 @@ def _parser():
     parser.add_argument(
         "--stride", type=int, nargs="+", help="occlusion: stride (patch size)"
     )
+    parser.add_argument(
+        "--token-grid",
+        type=int,
+        nargs=2,
+        metavar=("ROWS", "COLS"),
+        help="CAMs and rollouts on a transformer: the grid of patch tokens "
+        "(default: inferred from the token count)",
+    )
+    parser.add_argument(
+        "--head-fusion",
+        choices=["mean", "max", "min"],
+        help="attention_rollout: how the heads are fused (mean)",
+    )
+    parser.add_argument(
+        "--discard-ratio",
+        type=float,
+        help="attention_rollout: the fraction of the smallest attention "
+        "entries dropped (0)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
         "--max-rows", type=int, default=8, help="inputs drawn in the figure (8)"
@@ -148,7 +179,9 @@ def keywords(args):
                 + f". Received: {flag} {_shown(value)}"
             )
         if isinstance(value, list):
-            value = value[0] if len(value) == 1 else tuple(value)
+            value = (
+                value[0] if len(value) == 1 and option != "token_grid" else tuple(value)
+            )
         kwargs[keyword] = value
     if args.method == "smoothgrad":
         kwargs.setdefault("smooth_samples", 16)
@@ -163,17 +196,26 @@ def compute(model, x, args):
     from keras_aprelu import viz
 
     function, kwargs = keywords(args)
-    target = args.target
-    if target is not None:
-        target = target[0] if len(target) == 1 else target
+    if takes_target(args.method):
+        target = args.target
+        if target is not None:
+            target = target[0] if len(target) == 1 else target
+        kwargs["target"] = target
     return getattr(viz, function)(
         model,
         x,
-        target,
         normalize=not args.no_normalize,
         batch_size=args.batch_size,
         **kwargs,
     )
+
+
+def takes_target(method):
+    """Whether the method explains one class (attention rollout does not)."""
+    from keras_aprelu import viz
+
+    function = getattr(viz, METHODS[method][0])
+    return "target" in inspect.signature(function).parameters
 
 
 def load_inputs(path):
@@ -236,6 +278,11 @@ def run(args):
     from keras_aprelu.viz import plotting
 
     keywords(args)  # option errors first, before the slow loading
+    if args.target is not None and not takes_target(args.method):
+        raise ValueError(
+            f"--target does not apply to --method {args.method}: its map "
+            f"explains no class. Received: --target {_shown(args.target)}"
+        )
     _check_folder(args.out, "--out")
     if args.maps:
         _check_folder(args.maps, "--maps")
@@ -269,7 +316,7 @@ def run(args):
     figure = plotting.plot_heatmaps(
         x,
         {title: maps},
-        row_titles=_classes(model, x, args.target),
+        row_titles=_classes(model, x, args.target, args.method),
         max_rows=rows,
         colorbar=args.colorbar,
     )
@@ -280,9 +327,11 @@ def run(args):
     return messages
 
 
-def _classes(model, x, target):
+def _classes(model, x, target, method):
     """The row titles: the class each input's map explains ("class 3"), or
     None when the model's output is not a (batch, classes) array."""
+    if not takes_target(method):
+        return None
     if target is not None:
         classes = target * len(x) if len(target) == 1 else target
     else:

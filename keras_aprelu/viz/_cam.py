@@ -15,7 +15,9 @@ import logging
 import keras
 import numpy as np
 
+from keras_aprelu.viz import _attention
 from keras_aprelu.viz import _backend
+from keras_aprelu.viz import _grids
 from keras_aprelu.viz import _layers
 from keras_aprelu.viz import _registry
 from keras_aprelu.viz import _request
@@ -28,26 +30,45 @@ logger = logging.getLogger("keras_aprelu.viz")
 class FeatureMap:
     """Where a CAM reads its feature map: the output of `layer`, or (with
     `of_input`) its input, when no layer outputs that map (a residual sum
-    made by an op, as in ConvNeXt)."""
+    made by an op, as in ConvNeXt, or a transformer block's input).
+    `grid`: how its tokens lie over the image (`_grids.grid_of`), or None
+    for a map with the input's spatial axes."""
 
     path: str
     layer: keras.layers.Layer
     of_input: bool = False
+    grid: _grids.TokenGrid | None = None
+
+    def describe(self):
+        side = "the input" if self.of_input else "the output"
+        return f"{side} of layer {self.path!r}"
 
 
-def resolve_layer(run, layer):
+def resolve_layer(run, layer, token_grid=None):
     """The `FeatureMap` to weigh: the output of `layer`, or the default
-    map."""
+    map, with the grid of its tokens (errors before any work)."""
+    token_grid = _grids.check_token_grid(token_grid)
+    layout = run.layout
     if layer is None:
-        layout = run.layout
         ranks = {len(layout.spatial_axes(i)) for i in range(len(layout.ranks))}
-        return default_feature_map(run.model, ranks, layout.channels_first)
-    return FeatureMap(*_layers.find_layer(run.model, layer))
+        chosen = default_feature_map(run.model, ranks, layout.channels_first)
+    else:
+        chosen = FeatureMap(*_layers.find_layer(run.model, layer))
+    shape = run.data.inspection.shape_of(chosen.path, chosen.layer, chosen.of_input)
+    grid = _grids.grid_of(shape, run.data.spatial_shapes, token_grid, chosen.describe())
+    return dataclasses.replace(chosen, grid=grid)
 
 
 def default_feature_map(model, spatial_ranks, channels_first):
-    """The feature map a CAM weighs by default: the last one before the
-    pooling or flattening that leads to the head.
+    """The feature map a CAM weighs by default: for a transformer, the
+    input of its last block; else the last feature map before the pooling
+    or flattening that leads to the head.
+
+    A transformer's last block outputs its patch tokens to nothing but the
+    final norm when the head reads the class token, so their gradient is
+    zero there; the block's input is the last place where they reach the
+    score (pytorch-grad-cam's advice). The blocks are found by their
+    attention layers (`_attention.last_block`).
 
     A feature map is one tensor with as many spatial axes as an input (any
     of `spatial_ranks`), at least one of them larger than 1. The head
@@ -61,6 +82,15 @@ def default_feature_map(model, spatial_ranks, channels_first):
     whose output is a feature map uses the last layer that outputs one, that
     the registry does not exclude (a spatial softmax is no feature map).
     """
+    block = _attention.last_block(model)
+    if block is not None:
+        chosen = FeatureMap(*block, of_input=True)
+        logger.info(
+            "The CAM uses the input of the last transformer block, %r (%s).",
+            chosen.path,
+            type(chosen.layer).__name__,
+        )
+        return chosen
     inspection = _layers.inspection(model)
     first = channels_first
 
@@ -98,8 +128,10 @@ def default_feature_map(model, spatial_ranks, channels_first):
     return chosen
 
 
-def _features(store, path, layout):
-    """The recorded feature map, checked, float32 and channels last."""
+def _features(store, feature_map, layout):
+    """The recorded feature map, checked, float32, channels last, tokens
+    over their grid."""
+    path = feature_map.path
     if 0 not in store:
         raise ValueError(
             f"`layer` {path!r} was not called when the model ran, so "
@@ -113,13 +145,7 @@ def _features(store, path, layout):
             f"layer={path!r} with output "
             f"{getattr(features, 'shape', type(features).__name__)}"
         )
-    return _channels_last(keras.ops.cast(features, "float32"), layout)
-
-
-def _channels_last(values, layout):
-    if not layout.channels_first:
-        return values
-    return keras.ops.transpose(values, [0, *range(2, len(values.shape)), 1])
+    return _grids.to_map(keras.ops.cast(features, "float32"), layout, feature_map.grid)
 
 
 def gradient(rule):
@@ -140,7 +166,7 @@ def gradient(rule):
         # `run` does (through its inputs), so only the plan is taken.
         plan, score_fn = run.plan, run.targets.score_fn
         layout = plan.layout
-        path, found = feature_map.path, feature_map.layer
+        found = feature_map.layer
 
         def build(model):
             def fn(xs, targets):
@@ -150,18 +176,20 @@ def gradient(rule):
                         [found], store, tap, inputs=feature_map.of_input
                     ):
                         outputs = plan.forward(model, xs)
-                    features = _features(store, path, layout)
+                    features = _features(store, feature_map, layout)
                     return _scores.score(outputs, targets, score_fn), features
 
                 with plan.logits_applied():
-                    _, features, _, grads = _backend.grad(scored, xs, tap=True)
-                return features, _channels_last(
-                    keras.ops.cast(grads, "float32"), layout
-                )
+                    _, features, _, tapped = _backend.grad(scored, xs, tap=True)
+                # The last call's, as `store` keeps (a layer called twice).
+                grads = tapped[-1] if tapped else None
+                grads = keras.ops.cast(grads, "float32")
+                return features, _grids.to_map(grads, layout, feature_map.grid)
 
             return fn
 
-        key = (layout, id(found), feature_map.of_input, plan.logits, run.targets.key)
+        key = (layout, id(found), feature_map.of_input, feature_map.grid)
+        key += (plan.logits, run.targets.key)
         fn = _backend.compiled(run.model, ("cam", *key), build)
         # The rule holds no model; keyed with the layer, it sees one rank.
         weigh = _backend.compiled(
@@ -172,7 +200,10 @@ def gradient(rule):
             return fn(xs, run.targets.slice(start, start + len(xs[0])))
 
         def maps(start, xs):
-            return weigh(*features_and_gradients(start, xs))
+            features, grads = features_and_gradients(start, xs)
+            if start == 0 and feature_map.grid is not None:
+                check_patch_gradient(grads, feature_map, run.model)
+            return weigh(features, grads)
 
         # For `Request.pack`: the gradient the rule weighs, of one chunk.
         maps.gradient_of = lambda start, xs: features_and_gradients(start, xs)[1]
@@ -183,7 +214,7 @@ def gradient(rule):
 
 def features_function(run, feature_map):
     """The compiled feature map of a chunk, float32 and channels last."""
-    path, found = feature_map.path, feature_map.layer
+    found = feature_map.layer
     plan = run.plan
     layout = plan.layout
 
@@ -192,16 +223,26 @@ def features_function(run, feature_map):
             store = {}
             with _layers.recording([found], store, inputs=feature_map.of_input):
                 plan.forward(model, xs)
-            return _features(store, path, layout)
+            return _features(store, feature_map, layout)
 
         return fn
 
-    key = ("cam features", layout, id(found), feature_map.of_input)
+    key = ("cam features", layout, id(found), feature_map.of_input, feature_map.grid)
     return _backend.compiled(run.model, key, build)
 
 
 def cam(
-    model, inputs, target, weighting, *, layer, logits, normalize, batch_size, progress
+    model,
+    inputs,
+    target,
+    weighting,
+    *,
+    layer,
+    token_grid,
+    logits,
+    normalize,
+    batch_size,
+    progress,
 ):
     """The maps of a CAM, upsampled to every input they fit.
 
@@ -223,7 +264,7 @@ def cam(
         batch_size=batch_size,
     )
     layout = run.layout
-    feature_map = resolve_layer(run, layer)
+    feature_map = resolve_layer(run, layer, token_grid)
     maps_of = weighting(run, feature_map)
     sizes = []
 
@@ -239,8 +280,7 @@ def cam(
     (maps,) = run.run(run.batch_size, compute)
     gradient = None
     if hasattr(maps_of, "gradient_of"):
-        side = "input" if feature_map.of_input else "output"
-        what = f"the {side} of layer {feature_map.path!r}"
+        what = feature_map.describe()
         gradient = (what, lambda xs: maps_of.gradient_of(0, xs))
     return run.pack(
         [
@@ -261,9 +301,33 @@ def check_fits_an_input(map_shape, sizes, path):
     raise ValueError(
         f"The layer's maps have {rank} spatial axes and the inputs {ranks}, "
         "so a CAM cannot be drawn on any input: choose a layer whose output "
-        "keeps the input's spatial axes (`layer=`). A transformer block's "
-        "(batch, tokens, channels) output is not read as a grid of patches "
-        f"yet. Received: layer={path!r} with maps of shape {tuple(map_shape)}"
+        f"keeps the input's spatial axes (`layer=`). Received: layer={path!r} "
+        f"with maps of shape {tuple(map_shape)}"
+    )
+
+
+def check_patch_gradient(grads, feature_map, model):
+    """Refuses a token layer whose patch tokens get no gradient of the
+    score (on the first chunk): under a head that reads only the class
+    token, the last block's output is one, and its CAM would be blank."""
+    if np.any(_backend.to_numpy(grads)):
+        return
+    found = _attention.blocks(model)
+    instead = "Name a layer before the patches are mixed into the class token"
+    if found:
+        instead = (
+            "Leave `layer` unset (the default reads the input of the last "
+            f"block, {found[-1][0]!r})"
+        )
+        if len(found) > 1:
+            instead += f", name the block before it ({found[-2][0]!r})"
+    raise ValueError(
+        "No gradient of the score reaches the patch tokens of "
+        f"{feature_map.describe()} ({feature_map.grid}): the head reads only "
+        "the prefix (class) tokens, and no block after this layer mixes the "
+        "patches into them (or the model cuts the path), so every map would "
+        f"be blank. {instead}, or use `viz.gradient_rollout`. "
+        f"Received: layer={feature_map.path!r}"
     )
 
 

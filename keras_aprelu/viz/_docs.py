@@ -31,11 +31,14 @@ ARGS = {
     "layer": """A layer name, a path such as `"backbone/conv5"` into a
         nested model (or into a layer that holds layers, such as
         `"vit_backbone/vit_encoder/transformer_block_2"`), or a Layer. A
-        bare name must be unique, the model's own layers first. Defaults
-        to the last feature map before the pooling or flattening that
-        leads to the head, found by running the model (on ResNet50,
-        `conv5_block3_out`); the choice is logged at INFO level by the
-        `keras_aprelu.viz` logger.""",
+        bare name must be unique, the model's own layers first.""",
+    "token_grid": """How a layer's tokens, `(batch, tokens, channels)`,
+        lie over an image input: `(rows, cols)` of patch tokens, the
+        tokens before them being prefix tokens (class, distillation,
+        registers). Defaults to `None`: inferred from the token count and
+        the input's size (65 tokens on a 32 x 32 input are 1 prefix token
+        and 8 x 8 patches of 4 pixels); an ambiguous count raises and
+        asks for it.""",
     "logits": """Score the pre-activation logits when the model ends in
         softmax or sigmoid. Defaults to `True`.""",
     "normalize": """Divide each map's magnitude by its largest, so that it
@@ -56,6 +59,24 @@ METHOD_ARGS = (
     "batch_size",
     "progress",
 )
+
+# What `layer` means, per kind of method (`shared_args`' notes).
+LAYER_NOTES = {
+    "cam": """Its output is the feature map the CAM weighs. Defaults to the
+        last feature map before the pooling or flattening that leads to the
+        head, found by running the model (on ResNet50, `conv5_block3_out`);
+        for a transformer (a model with `MultiHeadAttention` layers), to
+        the input of its last block, whose tokens still reach a class-token
+        head. The choice is logged at INFO level by the `keras_aprelu.viz`
+        logger.""",
+    "attribution": """Attribute to this layer's output instead of the
+        inputs, as Captum's Layer* methods do: for a text model, its token
+        embedding (`layer="token_embedding"`), whose token ids take no
+        gradient. The map is then the layer's, `(batch, *positions)`,
+        reduced over its channel (hidden) axis: `(batch, tokens)` for text,
+        with exactly 0 where the inputs' `padding_mask` is 0. Defaults to
+        `None`: the inputs.""",
+}
 
 RETURNS = {
     "cam": """float32 array of shape `(batch, *spatial)` of the inputs. For a
@@ -112,7 +133,8 @@ def shared_args(*names, notes=None, returns=None):
         own = _entries([line for line in body[0].splitlines() if line.strip()])
         for name in names:
             shared = " ".join(ARGS[name].split())
-            own[name] = f"{shared} {notes[name]}" if name in notes else shared
+            note = " ".join(notes.get(name, "").split())
+            own[name] = f"{shared} {note}" if note else shared
         order = [
             p.name if p.kind is not p.VAR_KEYWORD else f"**{p.name}"
             for p in inspect.signature(function).parameters.values()

@@ -161,8 +161,10 @@ def score_weighting(weights):
 _CAM_ARGS = (
     *_docs.METHOD_ARGS,
     "layer",
+    "token_grid",
 )
-_cam_args = _docs.shared_args(*_CAM_ARGS, returns="cam")
+_CAM_NOTES = {"layer": _docs.LAYER_NOTES["cam"]}
+_cam_args = _docs.shared_args(*_CAM_ARGS, notes=_CAM_NOTES, returns="cam")
 
 
 @_cam_args
@@ -172,6 +174,7 @@ def grad_cam(
     target=None,
     *,
     layer=None,
+    token_grid=None,
     logits=True,
     normalize=True,
     batch_size=64,
@@ -201,6 +204,7 @@ def grad_cam(
         target,
         _cam.gradient(grad_cam_rule),
         layer=layer,
+        token_grid=token_grid,
         logits=logits,
         normalize=normalize,
         batch_size=batch_size,
@@ -215,6 +219,7 @@ def grad_cam_plus_plus(
     target=None,
     *,
     layer=None,
+    token_grid=None,
     logits=True,
     normalize=True,
     batch_size=64,
@@ -248,6 +253,7 @@ def grad_cam_plus_plus(
         target,
         _cam.gradient(grad_cam_plus_plus_rule),
         layer=layer,
+        token_grid=token_grid,
         logits=logits,
         normalize=normalize,
         batch_size=batch_size,
@@ -262,6 +268,7 @@ def hires_cam(
     target=None,
     *,
     layer=None,
+    token_grid=None,
     logits=True,
     normalize=True,
     batch_size=64,
@@ -292,6 +299,7 @@ def hires_cam(
         target,
         _cam.gradient(hires_cam_rule),
         layer=layer,
+        token_grid=token_grid,
         logits=logits,
         normalize=normalize,
         batch_size=batch_size,
@@ -306,6 +314,7 @@ def layer_cam(
     target=None,
     *,
     layer=None,
+    token_grid=None,
     logits=True,
     normalize=True,
     batch_size=64,
@@ -335,6 +344,7 @@ def layer_cam(
         target,
         _cam.gradient(layer_cam_rule),
         layer=layer,
+        token_grid=token_grid,
         logits=logits,
         normalize=normalize,
         batch_size=batch_size,
@@ -342,13 +352,14 @@ def layer_cam(
     )
 
 
-@_docs.shared_args(*_CAM_ARGS)
+@_docs.shared_args(*_CAM_ARGS, notes=_CAM_NOTES)
 def score_cam(
     model,
     inputs,
     target=None,
     *,
     layer=None,
+    token_grid=None,
     weights="softmax",
     logits=True,
     normalize=True,
@@ -389,6 +400,7 @@ def score_cam(
         target,
         score_weighting(weights),
         layer=layer,
+        token_grid=token_grid,
         logits=logits,
         normalize=normalize,
         batch_size=batch_size,
@@ -403,6 +415,7 @@ def guided_grad_cam(
     target=None,
     *,
     layer=None,
+    token_grid=None,
     logits=True,
     normalize=True,
     batch_size=64,
@@ -424,7 +437,15 @@ def guided_grad_cam(
     """
     normalize = _args.check_bool(normalize, "normalize")
     common = {"logits": logits, "normalize": False, "batch_size": batch_size}
-    cams = grad_cam(model, inputs, target, layer=layer, progress=progress, **common)
+    cams = grad_cam(
+        model,
+        inputs,
+        target,
+        layer=layer,
+        token_grid=token_grid,
+        progress=progress,
+        **common,
+    )
     guided = _saliency.saliency(
         model, inputs, target, modifier="guided", progress=progress, **common
     )

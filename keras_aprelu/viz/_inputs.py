@@ -128,6 +128,11 @@ class Inputs:
             ranks=tuple(a.ndim for a in arrays),
             channels_first=_layers.data_format(model) == "channels_first",
         )
+        # One sample's spatial shape per input (a map's axes over it).
+        self.spatial_shapes = tuple(
+            self.layout.spatial_shape(i, (None, *shape))
+            for i, shape in enumerate(self.sample_shapes)
+        )
         sample = [
             _checked(a[:1], key, kind, 0) for a, key in zip(arrays, keys, strict=True)
         ]

@@ -181,6 +181,24 @@ class Call:
 class Inspection:
     calls: tuple  # of Call, in the order the layers ran
     final: keras.layers.Layer | None  # the layer whose output is the model's
+    # path -> (input shape, output shape) of the first call of every layer
+    # the model holds, at any depth (a transformer block inside an encoder
+    # layer); the batch axis is the sample's, 1.
+    shapes: dict = dataclasses.field(default_factory=dict)
+
+    def shape_of(self, path, layer, of_input=False):
+        """The shape of the output (with `of_input`, the first input) of
+        the layer at `path`, or None if unknown (it did not run, or it is a
+        nested model whose graph was not recorded)."""
+        if path in self.shapes:
+            return self.shapes[path][0 if of_input else 1]
+        if isinstance(layer, keras.Model):
+            try:
+                tensor = layer.inputs[0] if of_input else layer.output
+            except (AttributeError, ValueError, IndexError):
+                return None
+            return _shape(tensor)
+        return None
 
 
 # model -> Inspection; dies with the model. The values hold layers, never
@@ -200,16 +218,21 @@ def inspect(model, sample):
     if model in _INSPECTIONS:
         return _INSPECTIONS[model]
     seen = []  # (path, layer, input, output), tensors held only here
+    shapes = {}
+    graph = {id(layer) for _, layer in walk(model)}
     with contextlib.ExitStack() as stack:
-        for path, layer in walk(model):
-            if isinstance(layer, keras.Model):
+        patched_ids = set()
+        for path, layer in walk_all(model):
+            if isinstance(layer, keras.Model) or id(layer) in patched_ids:
                 continue
+            patched_ids.add(id(layer))
 
             def call(*args, _original=layer.call, _path=path, _layer=layer, **kw):
                 outputs = _original(*args, **kw)
-                seen.append(
-                    (_path, _layer, args[0] if args else kw.get("inputs"), outputs)
-                )
+                given = args[0] if args else kw.get("inputs", kw.get("query"))
+                shapes.setdefault(_path, (_shape(given), _shape(outputs)))
+                if id(_layer) in graph:
+                    seen.append((_path, _layer, given, outputs))
                 return outputs
 
             stack.enter_context(patched(layer, "call", call))
@@ -222,7 +245,7 @@ def inspect(model, sample):
     final = next(
         (layer for *_, layer, _, out in reversed(seen) if out is outputs), None
     )
-    inspection = Inspection(calls=tuple(calls), final=final)
+    inspection = Inspection(calls=tuple(calls), final=final, shapes=shapes)
     _INSPECTIONS[model] = inspection
     return inspection
 

@@ -102,6 +102,27 @@ def vit_classifier(num_layers=1, head=None):
     return keras.Model(inputs, outputs), backbone
 
 
+def bert_classifier(num_layers=1, length=10, vocabulary=30):
+    """keras-hub's BERT from a small configuration, with a Dense head of 2
+    classes on its pooled output; returns (model, backbone). Inputs: a
+    dict of `token_ids`, `segment_ids` and `padding_mask`, (batch,
+    length) ints. Needs keras_hub (a dev dependency)."""
+    import keras_hub
+
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=vocabulary,
+        num_layers=num_layers,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=length,
+    )
+    names = ("token_ids", "segment_ids", "padding_mask")
+    inputs = {name: keras.Input((length,), dtype="int32", name=name) for name in names}
+    pooled = backbone(inputs)["pooled_output"]
+    return keras.Model(inputs, keras.layers.Dense(2, name="head")(pooled)), backbone
+
+
 def copy_weights(source, target):
     """Copies weights layer by layer (by name), whatever the API style."""
     from keras_aprelu.viz import _layers
@@ -124,6 +145,10 @@ def randomize(model, seed=0):
     return model
 
 
+# What viz patches on a layer instance, for one computation.
+_PATCHABLE = ("call", "activation", "_compute_attention", "_masked_softmax")
+
+
 def snapshot(model):
     """Everything a viz call must leave as it was."""
     from keras_aprelu.viz import _layers
@@ -131,8 +156,8 @@ def snapshot(model):
     return {
         "weights": [np.array(w) for w in model.get_weights()],
         "patched": {
-            path: sorted(k for k in ("call", "activation") if k in vars(layer))
-            for path, layer in _layers.walk(model)
+            path: sorted(k for k in _PATCHABLE if k in vars(layer))
+            for path, layer in _layers.walk_all(model)
         },
         "activations": {
             path: getattr(layer, "activation", None)

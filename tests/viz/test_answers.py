@@ -80,18 +80,7 @@ def vit():
 
 
 def bert():
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=30,
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=10,
-    )
-    names = ("token_ids", "segment_ids", "padding_mask")
-    inputs = {name: keras.Input((10,), dtype="int32", name=name) for name in names}
-    pooled = backbone(inputs)["pooled_output"]
-    model = keras.Model(inputs, keras.layers.Dense(2)(pooled))
+    model, _ = models.bert_classifier()
     x = {
         "token_ids": _rng().integers(0, 30, (2, 10)).astype("int32"),
         "segment_ids": np.zeros((2, 10), "int32"),
@@ -119,6 +108,10 @@ ERRORS = {
     ("image_and_vector", "score_cam"): "must be one array",
     **{("bert", m): "as integers" for m in GRADIENT},
     ("bert", "score_cam"): "must be one array",
+    **{
+        (kind, "gradient_rollout"): "holds no `keras.layers.MultiHeadAttention`"
+        for kind in ("cnn", "one_d", "tabular", "image_and_vector", "embedding")
+    },
 }
 # (model, method) pairs whose maps are zero because no gradient reaches
 # the input: they must warn so.
@@ -242,16 +235,18 @@ def test_zero_maps_with_a_gradient_are_not_called_a_cut():
 
 @pytest.mark.parametrize("method", ["grad_cam", "score_cam", "guided_grad_cam"])
 def test_a_cam_that_fits_no_input_is_an_error_not_none(method):
-    # The ViT encoder's output is (batch, 17 tokens, channels): one spatial
-    # axis, where the image has two. This returned None (and guided
-    # Grad-CAM crashed on it).
-    if keras.config.backend() == "jax":
-        pytest.skip("keras-hub models are swept on TensorFlow and PyTorch")
+    # A 1-D signal folded into a 4 x 4 image: the convolution's maps have 2
+    # spatial axes, the input 1. This returned None (and guided Grad-CAM
+    # crashed on it).
     keras.utils.set_random_seed(0)
-    model, backbone = models.vit_classifier()
-    x = _rng().random((2, 16, 16, 3)).astype("float32")
+    inputs = keras.Input((16, 1))
+    folded = keras.layers.Reshape((4, 4, 1))(inputs)
+    maps = keras.layers.Conv2D(3, 2, name="conv")(folded)
+    pooled = keras.layers.GlobalAveragePooling2D()(maps)
+    model = keras.Model(inputs, keras.layers.Dense(2)(pooled))
+    x = _rng().random((2, 16, 1)).astype("float32")
     with pytest.raises(ValueError) as error:
-        getattr(viz, method)(model, x, layer=f"{backbone.name}/vit_encoder")
+        getattr(viz, method)(model, x, layer="conv")
     message = str(error.value)
-    assert "maps have 1 spatial axes and the inputs 2" in message
-    assert message.endswith("with maps of shape (2, 17)")
+    assert "maps have 2 spatial axes and the inputs 1" in message
+    assert message.endswith("with maps of shape (2, 3, 3)")

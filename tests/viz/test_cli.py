@@ -98,6 +98,23 @@ def run_cli(argv, capsys):
         ),
         (["--method", "saliency", "--layer", "conv2"], "--layer does not apply"),
         (["--method", "occlusion", "--steps", "3"], "--steps does not apply"),
+        (
+            ["--method", "attention_rollout", "--target", "1"],
+            r"--target does not apply to --method attention_rollout.*--target 1$",
+        ),
+        (
+            ["--method", "gradient_rollout", "--head-fusion", "max"],
+            "--head-fusion does not apply to --method gradient_rollout",
+        ),
+        (
+            ["--method", "attention_rollout"],
+            r"holds no `keras.layers.MultiHeadAttention`.*Received: model=",
+        ),
+        (
+            ["--method", "grad_cam", "--token-grid", "0", "2"],
+            r"--token-grid must be None or \(rows, cols\)"
+            r".*Received: --token-grid \(0, 2\)$",
+        ),
     ],
 )
 def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys, extra, message):
@@ -251,3 +268,30 @@ def test_cli_titles_rows_with_the_predicted_class(tmp_path, capsys, monkeypatch)
     cli.main([model_path, x_path, "--out", str(tmp_path / "f.png")])
     predicted = np.argmax(model.predict(x, verbose=0), axis=-1)
     assert rows == [f"class {c}" for c in predicted]
+
+
+def test_cli_rolls_out_a_saved_vit(tmp_path, capsys):
+    pytest.importorskip("keras_hub")
+    model, _ = models.vit_classifier(num_layers=2, head="head")
+    models.randomize(model, seed=2)
+    model.save(tmp_path / "vit.keras")
+    x = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    for method, flags, expected in (
+        (
+            "attention_rollout",
+            ["--head-fusion", "max", "--discard-ratio", "0.5"],
+            viz.attention_rollout(model, x, head_fusion="max", discard_ratio=0.5),
+        ),
+        (
+            "gradient_rollout",
+            ["--target", "2", "--token-grid", "4", "4"],
+            viz.gradient_rollout(model, x, 2),
+        ),
+    ):
+        maps = tmp_path / f"{method}.npy"
+        argv = [str(tmp_path / "vit.keras"), str(tmp_path / "x.npy")]
+        argv += ["--method", method, *flags, "--maps", str(maps)]
+        argv += ["--out", str(tmp_path / f"{method}.png")]
+        assert cli.main(argv) == 0
+        np.testing.assert_allclose(np.load(maps), expected, rtol=1e-5, atol=1e-6)

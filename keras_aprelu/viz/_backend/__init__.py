@@ -16,8 +16,9 @@ functions:
 - `grad(fn, args, tap=False)`: `fn(args, tap) -> (scores, aux)`, `scores`
   of shape (batch,); returns `(scores, aux, grads, tapped)`, the gradients
   of `sum(scores)` with respect to each of `args` (zeros where unconnected)
-  and, with `tap=True`, to the value that `fn` passed through `tap(value)`
-  first (None if it called `tap` on nothing);
+  and, with `tap=True`, `tapped`: a list of the gradients with respect to
+  every value that `fn` passed through `tap(value)`, in that order (the
+  recorded attention of each block; empty without `tap`);
 - `with_rule(forward, mode, elementwise)`: `forward` with the guided or
   deconvnet gradient;
 - `map_fn(fn, elements, dtype, sequential)`;

@@ -36,41 +36,39 @@ def compile(function, model_ref):
 def grad(fn, args, tap=False):
     args = list(args)
 
-    def summed(args, shift):
-        shifted = []
+    def summed(args, shifts):
+        taken = []
 
         def tapped(value):
-            # The first value tapped, alone, gets the shift.
-            if shift is None or shifted:
+            # Each tapped value gets its own shift, in the order tapped.
+            if shifts is None:
                 return value
-            shifted.append(True)
-            return value + shift
+            taken.append(True)
+            return value + shifts[len(taken) - 1]
 
         scores, aux = fn(args, tapped)
         return jnp.sum(scores), (scores, aux)
 
-    shift = None
+    shifts = None
     if tap:
-        # JAX differentiates with respect to arguments only, so the tapped
-        # value gets a zero shift whose gradient is the value's. Its shape
-        # comes from an abstract evaluation (tracing only, no compute).
+        # JAX differentiates with respect to arguments only, so each tapped
+        # value gets a zero shift whose gradient is the value's. Their
+        # shapes come from an abstract evaluation (tracing only, no compute).
         seen = []
 
         def probe(args):
             def record(value):
-                if not seen:
-                    seen.append(jax.ShapeDtypeStruct(value.shape, value.dtype))
+                seen.append(jax.ShapeDtypeStruct(value.shape, value.dtype))
                 return value
 
             return fn(args, record)
 
         jax.eval_shape(probe, args)
-        if seen:
-            shift = jnp.zeros(seen[0].shape, seen[0].dtype)
+        shifts = [jnp.zeros(s.shape, s.dtype) for s in seen]
     (grads, tapped), (scores, aux) = jax.grad(summed, argnums=(0, 1), has_aux=True)(
-        args, shift
+        args, shifts
     )
-    return scores, aux, grads, tapped
+    return scores, aux, grads, list(tapped or [])
 
 
 def with_rule(forward, mode, elementwise=True):

@@ -83,7 +83,7 @@ def grad(fn, args, tap=False):
     taps = []
 
     def tapped(value):
-        if tap and not taps:
+        if tap:
             tape.watch(value)
             taps.append(value)
         return value
@@ -94,7 +94,7 @@ def grad(fn, args, tap=False):
     grads = tape.gradient(
         scores, args + taps, unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
-    return scores, aux, grads[: len(args)], grads[len(args)] if taps else None
+    return scores, aux, grads[: len(args)], grads[len(args) :]
 
 
 def with_rule(forward, mode, elementwise=True):

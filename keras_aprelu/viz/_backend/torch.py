@@ -45,7 +45,7 @@ def grad(fn, args, tap=False):
     taps = []
 
     def tapped(value):
-        if tap and not taps:
+        if tap:
             if not value.requires_grad:
                 # Behind a cut (a stop_gradient): differentiated from here
                 # on, as TensorFlow's tape watches it and JAX shifts it.
@@ -64,8 +64,7 @@ def grad(fn, args, tap=False):
     grads = [
         torch.zeros_like(w) if g is None else g for w, g in zip(wrt, grads, strict=True)
     ]
-    tapped_grad = grads[len(args)] if taps else None
-    return _detached(scores), _detached(aux), grads[: len(args)], tapped_grad
+    return _detached(scores), _detached(aux), grads[: len(args)], grads[len(args) :]
 
 
 def with_rule(forward, mode, elementwise=True):
