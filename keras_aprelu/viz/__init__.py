@@ -45,6 +45,7 @@ from keras_aprelu.viz.plotting import plot_feature_maps
 from keras_aprelu.viz.plotting import plot_filters
 from keras_aprelu.viz.plotting import plot_heatmaps
 from keras_aprelu.viz.plotting import plot_randomization_test
+from keras_aprelu.viz.plotting import plot_token_attributions
 
 # The methods that return maps (batch, *spatial) from (model, inputs,
 # target): the names the callbacks accept.
@@ -89,6 +90,7 @@ __all__ = [
     "plot_filters",
     "plot_heatmaps",
     "plot_randomization_test",
+    "plot_token_attributions",
     "saliency",
     "score_cam",
 ]

@@ -241,8 +241,10 @@ def check_gradient_reaches_inputs(model, layout):
         return
     names = ", ".join(_name(layout.kind, key) for key in integer)
     way_out = (
-        "Explain them with `viz.occlusion`, which needs no gradient, or with "
-        "a CAM method on a layer after the embedding (`layer=`)."
+        "Attribute to the output of the embedding layer instead: name it "
+        "with `layer=` (keras-hub's text models: "
+        '`layer="token_embedding"`). Or explain them with `viz.occlusion`, '
+        "which needs no gradient."
     )
     if len(integer) == len(layout.keys):
         raise ValueError(

@@ -93,14 +93,23 @@ class Request:
         map is zero, to warn if no gradient reaches `what`
         (`_no_gradient`).
         """
+        self._warn_if_no_gradient(maps, gradient, stacklevel=4)
+        return self.layout.pack(
+            [None if m is None else _inputs.finish(m, self.normalize) for m in maps]
+        )
+
+    def pack_one(self, maps, gradient=None):
+        """One map for all the inputs (a layer's), normalized as asked;
+        `gradient` as in `pack`."""
+        self._warn_if_no_gradient([maps], gradient, stacklevel=5)
+        return _inputs.finish(maps, self.normalize)
+
+    def _warn_if_no_gradient(self, maps, gradient, stacklevel):
         if gradient is not None and not any(m is not None and np.any(m) for m in maps):
             _, xs = next(self.data.batches(self.batch_size))
             message = _no_gradient(*gradient, xs)
             if message:
-                warnings.warn(message, UserWarning, stacklevel=3)
-        return self.layout.pack(
-            [None if m is None else _inputs.finish(m, self.normalize) for m in maps]
-        )
+                warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
 
 def _no_gradient(what, probe, xs):

@@ -10,6 +10,7 @@ from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _docs
 from keras_aprelu.viz import _inputs
+from keras_aprelu.viz import _layer_gradients
 from keras_aprelu.viz import _request
 from keras_aprelu.viz import _rules
 from keras_aprelu.viz import _scores
@@ -87,11 +88,16 @@ def _saliency_function(run, samples, times_input=False):
     return _backend.compiled(run.model, (*key, samples, times_input), build)
 
 
+_LAYER_NOTE = {"layer": _docs.LAYER_NOTES["attribution"]}
+
+
 @_docs.shared_args(
     *_docs.METHOD_ARGS,
+    "layer",
     notes={
         "batch_size": "With SmoothGrad, a pass holds "
-        "`max(1, batch_size // smooth_samples)` inputs and all of their copies."
+        "`max(1, batch_size // smooth_samples)` inputs and all of their copies.",
+        **_LAYER_NOTE,
     },
 )
 def saliency(
@@ -99,6 +105,7 @@ def saliency(
     inputs,
     target=None,
     *,
+    layer=None,
     modifier=None,
     smooth_samples=0,
     smooth_noise=0.2,
@@ -161,6 +168,13 @@ def saliency(
     samples = _args.check_int(smooth_samples, "smooth_samples", 0)
     smooth_noise = _args.check_number(smooth_noise, "smooth_noise", 0)
     seed = _args.check_int(seed, "seed", 0)
+    if layer is not None and samples:
+        raise ValueError(
+            "`smooth_samples` adds noise to the inputs, and `layer` "
+            "attributes to a layer's output: SmoothGrad at a layer is "
+            "`viz.noise_tunnel` at the inputs. Received: "
+            f"smooth_samples={smooth_samples!r} with layer={layer!r}"
+        )
     run = _request.request(
         model,
         inputs,
@@ -170,8 +184,10 @@ def saliency(
         progress=progress,
         batch_size=batch_size,
         modifier=modifier,
-        input_gradients=True,
+        input_gradients=layer is None,
     )
+    if layer is not None:
+        return _layer_gradients.attribute(run, layer, "saliency")[0]
     fn = _saliency_function(run, samples)
 
     def compute(start, xs):
@@ -187,12 +203,13 @@ def saliency(
     return run.pack(run.run(step, compute), gradient=input_gradient_probe(run))
 
 
-@_docs.shared_args(*_docs.METHOD_ARGS)
+@_docs.shared_args(*_docs.METHOD_ARGS, "layer", notes=_LAYER_NOTE)
 def gradient_x_input(
     model,
     inputs,
     target=None,
     *,
+    layer=None,
     logits=True,
     normalize=True,
     batch_size=64,
@@ -221,8 +238,10 @@ def gradient_x_input(
         normalize=normalize,
         progress=progress,
         batch_size=batch_size,
-        input_gradients=True,
+        input_gradients=layer is None,
     )
+    if layer is not None:
+        return _layer_gradients.attribute(run, layer, "gradient_x_input")[0]
     fn = _saliency_function(run, 0, times_input=True)
 
     def compute(start, xs):
@@ -276,13 +295,18 @@ def _ig_function(run, steps):
 
 @_docs.shared_args(
     *_docs.METHOD_ARGS,
-    notes={"target": "The predicted class is that of `x`, used along the whole path."},
+    "layer",
+    notes={
+        "target": "The predicted class is that of `x`, used along the whole path.",
+        **_LAYER_NOTE,
+    },
 )
 def integrated_gradients(
     model,
     inputs,
     target=None,
     *,
+    layer=None,
     baseline=0.0,
     steps=32,
     logits=True,
@@ -311,6 +335,9 @@ def integrated_gradients(
         baseline: `x'`: a number, or an array of the shape of one input or
             of the whole batch; for several inputs, also a list or dict
             with one of those per input. Defaults to 0.0 (a black image).
+            With `layer`, a number is the layer's output everywhere (0.0:
+            zeros, Captum's default), and arrays are inputs (baseline token
+            ids, say) whose layer output is the baseline.
         steps: Intervals of the path. Defaults to 32.
         return_gap: Also return the completeness gap, shape (batch,): the
             sum of the attributions minus `F(x) - F(x')`. Defaults to
@@ -332,8 +359,13 @@ def integrated_gradients(
         normalize=normalize,
         progress=progress,
         batch_size=batch_size,
-        input_gradients=True,
+        input_gradients=layer is None,
     )
+    if layer is not None:
+        maps, gaps = _layer_gradients.attribute(
+            run, layer, "integrated_gradients", steps=steps, baseline=baseline
+        )
+        return (maps, gaps) if return_gap else maps
     layout = run.layout
     fn = _ig_function(run, steps)
 

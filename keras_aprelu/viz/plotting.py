@@ -16,6 +16,7 @@ __all__ = [
     "plot_filters",
     "plot_heatmaps",
     "plot_randomization_test",
+    "plot_token_attributions",
 ]
 
 
@@ -816,3 +817,128 @@ def plot_randomization_test(results, *, ax=None):
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     ax.figure.tight_layout()
     return ax.figure
+
+
+def _token_rows(tokens, scores):
+    """(tokens, scores) as lists of rows, checked against each other."""
+    if isinstance(tokens, str) or not isinstance(tokens, (list, tuple)):
+        raise TypeError(
+            "`tokens` must be a list of strings (one text) or a list of such "
+            f"lists (one per text). Received: tokens={type(tokens).__name__}"
+        )
+    rows = [tokens] if all(isinstance(t, str) for t in tokens) else list(tokens)
+    scores = _array(scores, "scores")
+    if scores.ndim == 1:
+        scores = scores[None]
+    if scores.ndim != 2 or len(scores) != len(rows):
+        raise ValueError(
+            f"`scores` must hold one row of scores per text ({len(rows)}), as "
+            "`viz.integrated_gradients(..., layer=...)` returns them. "
+            f"Received: scores.shape={scores.shape}"
+        )
+    for i, (row, values) in enumerate(zip(rows, scores, strict=True)):
+        if not all(isinstance(t, str) for t in row) or len(row) > len(values):
+            raise ValueError(
+                f"`tokens` row {i} must be strings, no more than its "
+                f"{len(values)} scores (padding past the text is left out). "
+                f"Received: tokens[{i}]={list(row)!r}"
+            )
+    drawn = [v[: len(r)] for r, v in zip(rows, scores, strict=True)]
+    return [list(r) for r in rows], drawn
+
+
+def plot_token_attributions(
+    tokens, scores, *, row_titles=None, cmap="RdBu_r", line_chars=72, width=10.0
+):
+    """Words coloured by their signed attribution, one row per text.
+
+    The scale is symmetric and diverging: 0 is white, the largest magnitude
+    over all the texts is the end of the scale, red for and blue against
+    the class (with "RdBu_r"), and the colour bar says so. Long texts wrap.
+
+    Args:
+        tokens: The text's tokens, a list of strings, or a list of such
+            lists, one per text. A text may be shorter than its scores:
+            the scores past its end (padding) are not drawn.
+        scores: The per-token scores, `(tokens,)` or `(texts, tokens)`, as
+            `viz.integrated_gradients(model, inputs, layer=...)` returns
+            them with `normalize=False`.
+        row_titles: A title above each text (the class it explains).
+            Defaults to `None`.
+        cmap: A diverging colormap. Defaults to "RdBu_r".
+        line_chars: Characters per line before a text wraps. Defaults to
+            72.
+        width: The figure's width in inches. Defaults to 10.
+
+    Returns:
+        The Figure.
+    """
+    plt = _pyplot()
+    from matplotlib import cm
+    from matplotlib import colors
+
+    rows, scores = _token_rows(tokens, scores)
+    if row_titles is not None and len(row_titles) != len(rows):
+        raise ValueError(
+            f"`row_titles` must hold one title per text ({len(rows)}). "
+            f"Received: row_titles={list(row_titles)!r}"
+        )
+    peak = max((float(np.max(np.abs(v))) for v in scores if v.size), default=0.0)
+    norm = colors.Normalize(-(peak or 1.0), peak or 1.0)
+    colormap = plt.get_cmap(cmap)
+    layouts = []
+    for row in rows:
+        placed, line, column = [], 0, 0
+        for token in row:
+            if column and column + len(token) > line_chars:
+                line, column = line + 1, 0
+            placed.append((line, column))
+            column += len(token) + 1
+        layouts.append((placed, line + 1))
+    # Monospaced (a character is 0.6 of the size wide), so that a line of
+    # `line_chars` fills the text's width: 85 % of the figure, beside the
+    # colour bar.
+    fontsize = 0.85 * width * 72 / (line_chars * 0.6 * 1.05)
+    line_inches = 1.9 * fontsize / 72
+    heights = [lines * line_inches + 0.3 for _, lines in layouts]
+    fig, axes = plt.subplots(
+        len(rows),
+        1,
+        figsize=(width, sum(heights) + 0.6),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
+    fig.subplots_adjust(
+        left=0.02, right=0.87, top=1 - 0.3 / fig.get_figheight(), bottom=0.02
+    )
+    for i, (row, values, (placed, lines)) in enumerate(
+        zip(rows, scores, layouts, strict=True)
+    ):
+        ax = axes[i, 0]
+        ax.set_xlim(0, line_chars)
+        ax.set_ylim(lines + 0.3 / line_inches, 0)
+        ax.axis("off")
+        if row_titles is not None:
+            ax.set_title(str(row_titles[i]), loc="left", fontsize=9)
+        for token, value, (line, column) in zip(row, values, placed, strict=True):
+            face = colormap(norm(value))
+            light = 0.299 * face[0] + 0.587 * face[1] + 0.114 * face[2] > 0.5
+            ax.text(
+                column,
+                line + 0.5,
+                token,
+                family="monospace",
+                fontsize=fontsize,
+                va="center",
+                ha="left",
+                color="black" if light else "white",
+                bbox={"facecolor": face, "edgecolor": "none", "pad": 1.0},
+            )
+    mappable = cm.ScalarMappable(norm=norm, cmap=colormap)
+    bar_ax = fig.add_axes([0.9, 0.2, 0.015, 0.65])
+    bar = fig.colorbar(mappable, cax=bar_ax)
+    bar.ax.tick_params(labelsize=7)
+    low, high = norm.vmin, norm.vmax
+    bar.set_ticks([low, 0.0, high])
+    bar.set_ticklabels([f"{low:.2g}\nagainst", "0", f"{high:.2g}\nfor"])
+    return fig
