@@ -7,13 +7,18 @@ does, with Keras's own attention probabilities
 (`backend_testing.vjp`); the papers' formulas are then written in NumPy.
 """
 
+import json
+
 import keras
 import numpy as np
 import pytest
 
 from keras_aprelu import viz
+from keras_aprelu.viz import _attention
 from keras_aprelu.viz import _cam
 from keras_aprelu.viz import _grids
+from tests.backend_testing import backend
+from tests.backend_testing import run_python
 from tests.backend_testing import to_numpy
 from tests.backend_testing import vjp
 from tests.viz import models
@@ -238,3 +243,120 @@ def test_an_ambiguous_or_impossible_grid_asks_for_token_grid():
     # A 1-D input reads (batch, steps, channels) as steps, never as a grid.
     assert _grids.grid_of((1, 17, 8), [(17,)], None, "b") is None
     assert _grids.grid_of((1, 4, 4, 8), [(16, 16)], None, "b") is None
+
+
+def _other_vits():
+    """keras-hub's DeiT (a class and a distillation token) and DINOv2 (a
+    class token and 2 registers), small, on 16 x 16 images in 4 x 4
+    patches, with a head on the class token."""
+    import keras_hub
+
+    common = {"num_layers": 2, "num_heads": 2, "hidden_dim": 8}
+    backbones = {
+        "deit": keras_hub.models.DeiTBackbone(
+            image_shape=(16, 16, 3), patch_size=4, intermediate_dim=16, **common
+        ),
+        "dinov2": keras_hub.models.DINOV2Backbone(
+            patch_size=4,
+            intermediate_dim=16,
+            num_register_tokens=2,
+            image_shape=(16, 16, 3),
+            position_embedding_shape=(16, 16, 3),
+            **common,
+        ),
+    }
+    for name, backbone in backbones.items():
+        images = keras.Input((16, 16, 3), name="images")
+        given = {"images": images} if name == "dinov2" else images
+        head = keras.layers.Dense(3, name="head")(backbone(given)[:, 0])
+        yield name, keras.Model(images, head)
+
+
+def test_deit_and_dinov2_prefix_tokens_are_inferred():
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(1).random((2, 16, 16, 3)).astype("float32")
+    blocks = {}
+    for name, model in _other_vits():
+        models.randomize(model, seed=2)
+        blocks[name] = [path.rsplit("/", 1)[-1] for path, _ in _attention.blocks(model)]
+        # The inferred grid is the one given: 16 patches after the prefix
+        # tokens (2 for DeiT, 3 for DINOv2), whatever their count.
+        for method in (viz.grad_cam, viz.gradient_rollout):
+            inferred = method(model, x, normalize=False)
+            assert np.abs(inferred).max() > 0, (name, method.__name__)
+            given = method(model, x, token_grid=(4, 4), normalize=False)
+            np.testing.assert_allclose(inferred, given, atol=1e-6)
+        # Shifting the grid by one token is a different map.
+        shifted = viz.grad_cam(model, x, token_grid=(3, 5), normalize=False)
+        assert not np.allclose(shifted, viz.grad_cam(model, x, normalize=False))
+        rollout = viz.attention_rollout(model, x, normalize=False)
+        assert rollout.shape == (2, 16, 16) and np.all(rollout > 0)
+    # The blocks, not the attention layers inside them (DINOv2 wraps its
+    # MultiHeadAttention in a layer of its own inside each block).
+    assert len(blocks["deit"]) == 2
+    assert all(b.startswith("transformer_block") for b in blocks["deit"])
+    assert blocks["dinov2"] == ["layers_0", "layers_1"]
+
+
+X_TEXT = {
+    "token_ids": np.array([[2, 5, 9, 4, 7, 0], [2, 8, 3, 0, 0, 0]], "int32"),
+    "segment_ids": np.zeros((2, 6), "int32"),
+    "padding_mask": np.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0]], "int32"),
+}
+X_IMAGES = np.random.default_rng(5).random((2, 16, 16, 3)).astype("float32")
+
+
+def transformer_maps(vit, bert):
+    """Every transformer method, as float64 arrays."""
+    results = {
+        "grad_cam": viz.grad_cam(vit, X_IMAGES, 1, normalize=False),
+        "hires_cam": viz.hires_cam(vit, X_IMAGES, 1, normalize=False),
+        "score_cam": viz.score_cam(vit, X_IMAGES, 1, normalize=False),
+        "attention_rollout": viz.attention_rollout(
+            vit, X_IMAGES, head_fusion="max", discard_ratio=0.5, normalize=False
+        ),
+        "gradient_rollout": viz.gradient_rollout(vit, X_IMAGES, 1, normalize=False),
+        "text_ig": viz.integrated_gradients(
+            bert, X_TEXT, 0, layer="token_embedding", steps=4, normalize=False
+        ),
+        "text_rollout": viz.gradient_rollout(bert, X_TEXT, 0, normalize=False)[
+            "token_ids"
+        ],
+    }
+    return {k: np.asarray(v, dtype="float64") for k, v in results.items()}
+
+
+_OTHER_BACKEND = """
+import json
+import keras
+import keras_hub  # registers its layers for loading
+from tests.viz.test_transformers import transformer_maps
+
+vit = keras.saving.load_model({vit!r})
+bert = keras.saving.load_model({bert!r})
+maps = transformer_maps(vit, bert)
+print(json.dumps({{k: v.tolist() for k, v in maps.items()}}))
+"""
+
+
+@pytest.mark.skipif(backend() != "tensorflow", reason="starts the other backends")
+@pytest.mark.parametrize("other", ["jax", "torch"])
+def test_one_keras_file_gives_the_same_transformer_maps_everywhere(other, tmp_path):
+    keras.utils.set_random_seed(0)
+    vit, _ = models.vit_classifier(num_layers=2, head="head")
+    bert, _ = models.bert_classifier(num_layers=2, length=6)
+    models.randomize(vit, seed=4)
+    models.randomize(bert, seed=5)
+    paths = {"vit": str(tmp_path / "vit.keras"), "bert": str(tmp_path / "bert.keras")}
+    vit.save(paths["vit"])
+    bert.save(paths["bert"])
+    expected = transformer_maps(vit, bert)
+    result = run_python(_OTHER_BACKEND.format(**paths), KERAS_BACKEND=other)
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(got) == sorted(expected)
+    for name, want in expected.items():
+        assert np.abs(want).max() > 0, name  # a map that could differ
+        np.testing.assert_allclose(
+            np.array(got[name]), want, rtol=1e-4, atol=1e-5, err_msg=name
+        )
