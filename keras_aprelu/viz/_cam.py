@@ -50,8 +50,9 @@ def resolve_layer(run, layer, token_grid=None):
     token_grid = _grids.check_token_grid(token_grid)
     layout = run.layout
     if layer is None:
-        ranks = {len(layout.spatial_axes(i)) for i in range(len(layout.ranks))}
-        chosen = default_feature_map(run.model, ranks, layout.channels_first)
+        chosen = default_feature_map(
+            run.model, run.data.spatial_shapes, layout.channels_first
+        )
     else:
         chosen = FeatureMap(*_layers.find_layer(run.model, layer))
     shape = run.data.inspection.shape_of(chosen.path, chosen.layer, chosen.of_input)
@@ -59,7 +60,7 @@ def resolve_layer(run, layer, token_grid=None):
     return dataclasses.replace(chosen, grid=grid)
 
 
-def default_feature_map(model, spatial_ranks, channels_first):
+def default_feature_map(model, spatial_shapes, channels_first):
     """The feature map a CAM weighs by default: for a transformer, the
     input of its last block; else the last feature map before the pooling
     or flattening that leads to the head.
@@ -70,8 +71,9 @@ def default_feature_map(model, spatial_ranks, channels_first):
     score (pytorch-grad-cam's advice). The blocks are found by their
     attention layers (`_attention.last_block`).
 
-    A feature map is one tensor with as many spatial axes as an input (any
-    of `spatial_ranks`), at least one of them larger than 1. The head
+    A feature map is one tensor with as many spatial axes as an input (of
+    `spatial_shapes`), at least one of them larger than 1, or tokens that
+    lie on a grid over an image input (a Swin stage's, `_grids.grid_of`). The head
     starts at the last layer, in the order the layers ran, that turns a
     feature map into something that is not one (global pooling, Flatten).
     Its input is the map: read as the output of the first layer that made
@@ -93,10 +95,16 @@ def default_feature_map(model, spatial_ranks, channels_first):
         return chosen
     inspection = _layers.inspection(model)
     first = channels_first
+    spatial_ranks = {len(shape) for shape in spatial_shapes}
 
     def is_map(shape):
-        if shape is None or len(shape) < 3 or len(shape) - 2 not in spatial_ranks:
+        if shape is None or len(shape) < 3:
             return False
+        if len(shape) - 2 not in spatial_ranks:
+            try:
+                return _grids.grid_of(shape, spatial_shapes, None, "") is not None
+            except ValueError:  # tokens, but on no grid
+                return False
         spatial = shape[2:] if first else shape[1:-1]
         return any(d != 1 for d in spatial)
 

@@ -360,3 +360,37 @@ def test_one_keras_file_gives_the_same_transformer_maps_everywhere(other, tmp_pa
         np.testing.assert_allclose(
             np.array(got[name]), want, rtol=1e-4, atol=1e-5, err_msg=name
         )
+
+
+# keras-hub's own, on every call of its Swin, plain calls included: its
+# window attention drops a mask.
+@pytest.mark.filterwarnings("ignore:.*destroy the mask information")
+def test_a_swin_stage_is_a_grid_without_prefix_tokens(caplog):
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.SwinTransformerBackbone(
+        image_shape=(32, 32, 3),
+        patch_size=4,
+        embed_dim=8,
+        depths=(2, 2),
+        num_heads=(2, 2),
+        window_size=4,
+    )
+    images = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling1D()(backbone(images))
+    model = keras.Model(images, keras.layers.Dense(3)(pooled))
+    models.randomize(model, seed=3)
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+    norm = f"{backbone.name}/norm"
+    with caplog.at_level("INFO", logger="keras_aprelu.viz"):
+        default = viz.hires_cam(model, x, normalize=False)
+    # Its stages output (batch, H * W, C): the default is the last one
+    # before the pooling, 16 tokens on a 4 x 4 grid, no prefix token.
+    assert f"layer {norm!r}" in caplog.text
+    given = viz.hires_cam(model, x, layer=norm, token_grid=(4, 4), normalize=False)
+    assert np.abs(default).max() > 0
+    np.testing.assert_allclose(default, given, atol=1e-6)
+    # Swin's window attention is not a MultiHeadAttention: no rollout.
+    with pytest.raises(ValueError, match="holds no `keras.layers.MultiHeadAttention`"):
+        viz.attention_rollout(model, x)
