@@ -8,6 +8,7 @@ from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _layers
+from keras_aprelu.viz import _model
 from keras_aprelu.viz import _request
 
 __all__ = ["activation_maximization", "feature_maps", "filters"]
@@ -245,8 +246,8 @@ def activation_maximization(
         )
     steps = _args.check_positive_int(steps, "steps")
     if input_shape is None:
-        known = _inputs.model_input_shapes(model)
-        input_shape = known[0][1:] if len(known) == 1 else None
+        known = _model.read(model).declared
+        input_shape = known[0].shape[1:] if len(known) == 1 else None
     if input_shape is None or any(d is None for d in input_shape):
         raise ValueError(
             "`input_shape` must be given when the model's input shape is not "
@@ -276,7 +277,7 @@ def activation_maximization(
         _layers.data_format(model) == "channels_first" and len(input_shape) > 1,
     ).astype("float32")
     # Read as any input is (checked against the model, which is inspected).
-    plan = _request.plan_of(model, _inputs.read(model, start), logits=logits)
+    plan = _request.plan_of(_inputs.read(model, start), logits=logits)
     fn = _max_function(
         model, plan, found, steps, jitter, l2, total_variation, rate * span, low, high
     )

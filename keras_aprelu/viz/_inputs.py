@@ -12,7 +12,8 @@
 It checks the inputs once (numeric, finite, of the model's shapes, batch
 sizes that agree), converts them to float32 batch by batch, and knows their
 layout: which axis of each input is its channel axis (the model's
-`data_format` decides, see `_layers.data_format`), and which are spatial.
+`data_format` decides, read once with the rest of `_model.Facts`), and
+which are spatial.
 Every map comes back over the spatial axes alone, in the structure of the
 inputs: one array for one input, a list or dict of them for several.
 """
@@ -27,6 +28,7 @@ import numpy as np
 from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _layers
+from keras_aprelu.viz import _model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,9 +92,9 @@ class Inputs:
     """The user's inputs, checked, with their layout. Batches come from
     `batches(size)`."""
 
-    def __init__(self, model, inputs):
-        _layers.check_model(model)
-        self.model = model
+    def __init__(self, facts, inputs):
+        self.facts = facts
+        self.model = facts.model
         self._dataset = inputs if _backend.is_dataset(inputs) else None
         if self._dataset is not None:
             element = next(iter(self._dataset), None)
@@ -104,11 +106,11 @@ class Inputs:
             self._arrays = None
         else:
             first = inputs
-        kind, keys, items = _flatten(model, first)
+        kind, keys, items = _flatten(facts, first)
         arrays = [
             _as_array(item, kind, key) for item, key in zip(items, keys, strict=True)
         ]
-        _check_against_model(model, kind, keys, arrays)
+        _check_against_model(facts, kind, keys, arrays)
         # One sample's shape per input (of the first batch, for a stream).
         self.sample_shapes = tuple(tuple(a.shape[1:]) for a in arrays)
         if self._dataset is None:
@@ -126,7 +128,7 @@ class Inputs:
             kind=kind,
             keys=tuple(keys),
             ranks=tuple(a.ndim for a in arrays),
-            channels_first=_layers.data_format(model) == "channels_first",
+            channels_first=facts.channels_first,
         )
         # One sample's spatial shape per input (a map's axes over it).
         self.spatial_shapes = tuple(
@@ -137,7 +139,7 @@ class Inputs:
             _checked(a[:1], key, kind, 0) for a, key in zip(arrays, keys, strict=True)
         ]
         # Which layers ran, in order, and which made the output: read once.
-        self.inspection = _layers.inspect(model, self.layout.to_model(sample))
+        self.inspection = _layers.inspect(self.model, self.layout.to_model(sample))
 
     def batches(self, size):
         """Yields (start, [one float32 batch per input]) of `size` samples
@@ -164,7 +166,7 @@ class Inputs:
         # Re-batch the stream into batches of `size`.
         pending, held = [], 0
         for element in self._dataset:
-            kind, keys, items = _flatten(self.model, _x_of(element))
+            kind, keys, items = _flatten(self.facts, _x_of(element))
             if kind != self.layout.kind or tuple(keys) != self.layout.keys:
                 raise ValueError(
                     "Every element of the `inputs` dataset must have the "
@@ -176,7 +178,7 @@ class Inputs:
                 _as_array(item, kind, key)
                 for item, key in zip(items, keys, strict=True)
             ]
-            _check_against_model(self.model, kind, keys, arrays)
+            _check_against_model(self.facts, kind, keys, arrays)
             _check_batch_sizes(arrays, keys, kind)
             pending.append(arrays)
             held += len(arrays[0])
@@ -192,7 +194,9 @@ class Inputs:
 
 
 def read(model, inputs):
-    return Inputs(model, inputs)
+    """The checked `Inputs` of a call; `model` is a Keras model or its
+    `_model.Facts`, read already."""
+    return Inputs(_model.read(model), inputs)
 
 
 def _x_of(element):
@@ -200,43 +204,21 @@ def _x_of(element):
     return x
 
 
-def model_input_shapes(model):
-    """The shapes of the model's inputs, batch first ([] when unknown)."""
-    return [tuple(t.shape) for t in _model_inputs(model)]
-
-
-def _model_inputs(model):
-    try:
-        return list(model.inputs or [])
-    except (AttributeError, ValueError):
-        return []
-
-
-def integer_inputs(model, layout):
+def integer_inputs(facts, layout):
     """The keys of the inputs that the model declares integer or boolean
     (token ids, segment ids, masks): the model reads them as indices or
     flags, and no gradient reaches them. Empty when the model declares no
     inputs (a subclassed model that was not built from `keras.Input`)."""
-    declared = _model_inputs(model)
-    if len(declared) != len(layout.keys):
+    declared = facts.declared_for(layout.kind, layout.keys)
+    if declared is None or len(declared) != len(layout.keys):
         return []
-    if layout.kind == "dict":
-        by_name = {getattr(t, "name", None): t for t in declared}
-        if set(layout.keys) <= set(by_name):
-            declared = [by_name[key] for key in layout.keys]
-    return [
-        key
-        for key, tensor in zip(layout.keys, declared, strict=True)
-        if not keras.backend.is_float_dtype(
-            keras.backend.standardize_dtype(tensor.dtype)
-        )
-    ]
+    return [key for key, d in zip(layout.keys, declared, strict=True) if not d.is_float]
 
 
-def check_gradient_reaches_inputs(model, layout):
+def check_gradient_reaches_inputs(facts, layout):
     """For a method that differentiates with respect to the inputs: an
     error if the model takes every input as integers, a warning if some."""
-    integer = integer_inputs(model, layout)
+    integer = integer_inputs(facts, layout)
     if not integer:
         return
     names = ", ".join(_name(layout.kind, key) for key in integer)
@@ -261,7 +243,7 @@ def check_gradient_reaches_inputs(model, layout):
     )
 
 
-def _flatten(model, inputs):
+def _flatten(facts, inputs):
     """(kind, keys, items) of what the user passed."""
     if isinstance(inputs, dict):
         if not inputs:
@@ -272,7 +254,7 @@ def _flatten(model, inputs):
             raise ValueError("`inputs` must not be empty. Received: inputs=[]")
         # A list is one entry per model input, as `predict` takes it, unless
         # the model has a single input and the list holds its samples.
-        expected = len(_model_inputs(model))
+        expected = len(facts.declared)
         arrays = all(hasattr(item, "shape") for item in inputs)
         if expected > 1 or (arrays and (expected == 0 or len(inputs) == 1)):
             return "list", list(range(len(inputs))), list(inputs)
@@ -320,12 +302,12 @@ def _check_batch_sizes(arrays, keys, kind):
         )
 
 
-def _check_against_model(model, kind, keys, arrays):
-    expected = _model_inputs(model)
+def _check_against_model(facts, kind, keys, arrays):
+    expected = list(facts.declared)
     if not expected:
         return  # a subclassed model: calling it checks the shapes
     if kind == "dict":
-        by_name = {getattr(t, "name", None): t for t in expected}
+        by_name = {d.name: d for d in expected}
         unknown = [k for k in keys if k not in by_name]
         if unknown or len(keys) != len(expected):
             raise ValueError(
@@ -339,8 +321,8 @@ def _check_against_model(model, kind, keys, arrays):
             f"Received: {len(arrays)} "
             f"{'array' if len(arrays) == 1 else 'arrays'}"
         )
-    for key, array, tensor in zip(keys, arrays, expected, strict=True):
-        want = tuple(tensor.shape)
+    for key, array, declared in zip(keys, arrays, expected, strict=True):
+        want = declared.shape
         fits = array.ndim == len(want) and all(
             w is None or w == g for w, g in zip(want[1:], array.shape[1:], strict=True)
         )
@@ -459,16 +441,6 @@ class Targets:
     def key(self):
         """What compiled functions depend on: the callable, by its code."""
         return _backend.callable_key(self.score_fn)
-
-
-def num_classes(model):
-    try:
-        shape = model.output_shape
-    except (AttributeError, ValueError):
-        return None
-    if isinstance(shape, (list, dict)):
-        return None
-    return shape[-1] if len(shape) == 2 else None
 
 
 # Baselines and maps ----------------------------------------------------

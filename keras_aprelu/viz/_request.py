@@ -1,10 +1,15 @@
 """One map-method call, read from the model once and carried down.
 
-`request(...)` checks a method's shared arguments and reads the model a
-single time: the inputs and their layout, the inspection (which layers ran,
-which one made the output), the targets, the final softmax or sigmoid that
-`logits=True` bypasses, and the activations a guided or deconvnet rule
-patches. The result, a `Request`, is all the rest of the call needs.
+`request(...)` checks a method's shared arguments and reads the model
+once, in order, each step from what the one before it found and none going
+back to ask again: the model's facts (`_model.read`: a Keras model, the
+inputs it declares, its data format, its classes); the user's inputs,
+checked against those facts, and their layout; the inspection, the one run
+of the model on one sample (which layers ran, in what order, with which
+shapes, and which one made the output); the targets; and the plan (the
+final softmax or sigmoid that `logits=True` bypasses, and the activations
+a guided or deconvnet rule patches). The result, a `Request`, is all the
+rest of the call needs.
 
 Its `plan` is the part a compiled function keeps: layers and flags, never
 the model or the user's data, so that a compiled function, cached per
@@ -22,6 +27,7 @@ import numpy as np
 from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _inputs
+from keras_aprelu.viz import _model
 from keras_aprelu.viz import _rules
 from keras_aprelu.viz import _scores
 
@@ -143,13 +149,13 @@ def _no_gradient(what, probe, xs):
     )
 
 
-def plan_of(model, data, *, logits, modifier=None):
-    """The `Plan` of a call on `model` with the inputs `data` (read, so the
-    model has been inspected). Warns once about the activations the
-    modifier has no rule for."""
+def plan_of(data, *, logits, modifier=None):
+    """The `Plan` of a call on the inputs `data` (read, so their model has
+    been inspected). Warns once about the activations the modifier has no
+    rule for."""
     squasher = _scores.final_squasher(data.inspection)
     skip = (squasher,) if logits and squasher is not None else ()
-    ruled = _rules.ruled(model, modifier, skip=skip) if modifier else ()
+    ruled = _rules.ruled(data.model, modifier, skip=skip) if modifier else ()
     return Plan(data.layout, logits, squasher, modifier, ruled)
 
 
@@ -172,9 +178,10 @@ def request(
     normalize = _args.check_bool(normalize, "normalize")
     progress = _args.check_bool(progress, "progress")
     batch_size = _args.check_positive_int(batch_size, "batch_size")
-    data = _inputs.read(model, inputs)
+    facts = _model.read(model)
+    data = _inputs.read(facts, inputs)
     if input_gradients:
-        _inputs.check_gradient_reaches_inputs(model, data.layout)
-    targets = _inputs.Targets(target, data.count, _inputs.num_classes(model))
-    plan = plan_of(model, data, logits=logits, modifier=modifier)
+        _inputs.check_gradient_reaches_inputs(facts, data.layout)
+    targets = _inputs.Targets(target, data.count, facts.num_classes)
+    plan = plan_of(data, logits=logits, modifier=modifier)
     return Request(model, data, targets, plan, normalize, progress, batch_size)

@@ -430,9 +430,9 @@ def randomization_test(
         )
     seed = _args.check_int(seed, "seed", 0)
     data = _inputs.read(model, inputs)
-    if target is None and _inputs.num_classes(model) is not None:
+    if target is None and data.facts.num_classes is not None:
         # The classes of the original model, explained at every step.
-        plan = _request.plan_of(model, data, logits=True)
+        plan = _request.plan_of(data, logits=True)
         classes = _scores.classes_function(model, plan)
 
         def predicted(start, xs):
