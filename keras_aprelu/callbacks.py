@@ -451,6 +451,8 @@ class AttributionMaps(_EveryEpochs):
         **method_kwargs: Keyword arguments of the methods (such as
             `layer="act2"` or `patch_size=4`); each goes to every method
             that takes it, and one that none of them takes is an error.
+            `layer` goes to the CAMs only: it names the feature map they
+            weigh, and would move a gradient method's map off the images.
 
     Example:
 
@@ -502,6 +504,11 @@ class AttributionMaps(_EveryEpochs):
         accepted = {
             name: set(inspect.signature(available[name]).parameters) for name in methods
         }
+        # `layer` is the CAMs' feature map here: the gradient methods' own
+        # `layer` would give maps over a layer, not over the images.
+        for name in methods:
+            if name not in viz._CAM_METHODS:
+                accepted[name].discard("layer")
         for key in method_kwargs:
             if not any(key in params for params in accepted.values()):
                 raise ValueError(

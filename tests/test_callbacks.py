@@ -422,7 +422,11 @@ def test_method_kwargs_go_to_the_methods_that_take_them(tmp_path):
     maps = callbacks.AttributionMaps(
         x[:2], tmp_path, methods=("saliency", "grad_cam"), layer="act1"
     )
+    # saliency takes `layer` too (to attribute to a layer's output), which
+    # would draw no image: here it is the CAMs' alone.
     assert maps._kwargs == {"saliency": {}, "grad_cam": {"layer": "act1"}}
+    with pytest.raises(ValueError, match=r"takes the keyword argument 'layer'"):
+        callbacks.AttributionMaps(x[:2], tmp_path, methods=("saliency",), layer="act1")
     record = []
 
     class Keep(keras.callbacks.Callback):

@@ -30,6 +30,7 @@ from keras_aprelu.viz._grad_cam import layer_cam
 from keras_aprelu.viz._grad_cam import score_cam
 from keras_aprelu.viz._noise_tunnel import noise_tunnel
 from keras_aprelu.viz._occlusion import occlusion
+from keras_aprelu.viz._rollout import attention_maps
 from keras_aprelu.viz._rollout import attention_rollout
 from keras_aprelu.viz._rollout import gradient_rollout
 from keras_aprelu.viz._saliency import gradient_x_input
@@ -63,8 +64,22 @@ _MAP_METHODS = (
     "gradient_rollout",
 )
 
+# The map methods whose `layer` names the feature map they weigh, their maps
+# staying over the inputs (the CAMs). The gradient methods' `layer` moves
+# their maps to that layer's output instead, which the callbacks' overlays
+# cannot draw.
+_CAM_METHODS = (
+    "grad_cam",
+    "grad_cam_plus_plus",
+    "guided_grad_cam",
+    "hires_cam",
+    "layer_cam",
+    "score_cam",
+)
+
 __all__ = [
     "activation_maximization",
+    "attention_maps",
     "attention_rollout",
     "aprelu_slopes",
     "dead_units",

@@ -1,16 +1,23 @@
 """Attention rollout and gradient rollout: maps of a transformer from its
-attention, read over the token grid and upsampled like a CAM.
+attention, read over the token grid and upsampled like a CAM; and the
+per-head attention maps of one block.
 
 Each is a weighting for `_cam.cam`: the request, the default block (whose
 input fixes the tokens and their grid), the upsampling and the output
 contract are the CAMs'. The attention itself comes from `_attention`.
 """
 
+import keras
+import numpy as np
+
 from keras_aprelu.viz import _args
 from keras_aprelu.viz import _attention
 from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _cam
 from keras_aprelu.viz import _docs
+from keras_aprelu.viz import _grids
+from keras_aprelu.viz import _layers
+from keras_aprelu.viz import _request
 from keras_aprelu.viz import _scores
 
 HEAD_FUSIONS = ("mean", "max", "min")
@@ -174,3 +181,88 @@ def gradient_rollout(
         batch_size=batch_size,
         progress=progress,
     )
+
+
+def _attention_layer(model, layer):
+    """(path, MultiHeadAttention) named by `layer`: the layer itself or the
+    block around exactly one; None is the model's last."""
+    found = _attention.check_attention_layers(model)
+    if layer is None:
+        return found[-1]
+    path, chosen = _layers.find_layer(model, layer)
+    inside = [(p, a) for p, a in found if p == path or p.startswith(path + "/")]
+    if len(inside) != 1:
+        raise ValueError(
+            "`layer` must be a MultiHeadAttention layer or a block that "
+            f"holds exactly one; {path!r} ({type(chosen).__name__}) holds "
+            f"{len(inside)}: {', '.join(p for p, _ in inside) or 'none'}. "
+            f"Received: layer={layer if isinstance(layer, str) else path!r}"
+        )
+    return inside[0]
+
+
+def attention_maps(
+    model, inputs, layer=None, *, token_grid=None, batch_size=64, progress=False
+):
+    """The attention of the first (class) token, per head, in one block: the
+    figure of the DINO paper.
+
+    Args:
+        model: As in `attention_rollout`.
+        inputs: As in `attention_rollout`.
+        layer: A `MultiHeadAttention` layer, or a block that holds exactly
+            one, by name, path or object. Defaults to `None`: the model's
+            last attention layer.
+        token_grid: As in `attention_rollout`.
+        batch_size: Inputs per pass. Defaults to 64.
+        progress: Show a progress bar. Defaults to `False`.
+
+    Returns:
+        float32 array of shape `(batch, heads, rows, cols)`: each head's
+        attention probabilities from the first token to the patch tokens,
+        on their grid (not upsampled, not normalized; over the patches they
+        sum to at most 1, the rest going to the prefix tokens). For text,
+        `(batch, heads, tokens)`, over every token.
+
+    Cost: one forward pass per input, with the attention computed
+    explicitly.
+    """
+    path, found = _attention_layer(model, layer)
+    run = _request.request(
+        model,
+        inputs,
+        None,
+        logits=True,
+        normalize=False,
+        progress=progress,
+        batch_size=batch_size,
+    )
+    shape = run.data.inspection.shape_of(path, found, of_input=True)
+    grid = _grids.grid_of(
+        shape,
+        run.data.spatial_shapes,
+        _grids.check_token_grid(token_grid),
+        f"the input of layer {path!r}",
+    )
+    plan = run.plan
+
+    def build(model):
+        def fn(xs):
+            store = []
+            with _attention.recording([found], store):
+                plan.forward(model, xs)
+            rows = _attention.checked(store[-1:])[0][:, :, 0, :]
+            if grid is None:
+                return rows
+            heads = rows.shape[1]
+            patches = keras.ops.reshape(
+                rows[:, :, grid.prefix :], (-1, heads, grid.rows, grid.cols)
+            )
+            return patches
+
+        return fn
+
+    key = ("attention maps", run.layout, id(found), grid)
+    fn = _backend.compiled(run.model, key, build)
+    (maps,) = run.run(run.batch_size, lambda start, xs: [fn(xs)])
+    return np.asarray(maps, dtype="float32")

@@ -394,3 +394,21 @@ def test_a_swin_stage_is_a_grid_without_prefix_tokens(caplog):
     # Swin's window attention is not a MultiHeadAttention: no rollout.
     with pytest.raises(ValueError, match="holds no `keras.layers.MultiHeadAttention`"):
         viz.attention_rollout(model, x)
+
+
+def test_attention_maps_are_each_heads_class_token_row(vit):
+    model, backbone, x = vit
+    _, probabilities = _replay(model, backbone, x)
+    blocks = _blocks(backbone)
+    first = to_numpy(probabilities[0])[:, :, 0, 1:].reshape(3, 2, 4, 4)
+    last = to_numpy(probabilities[-1])[:, :, 0, 1:].reshape(3, 2, 4, 4)
+    np.testing.assert_allclose(viz.attention_maps(model, x), last, atol=1e-6)
+    # A block by name, or its attention layer by object.
+    np.testing.assert_allclose(
+        viz.attention_maps(model, x, blocks[0].name), first, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        viz.attention_maps(model, x, blocks[0].mha), first, atol=1e-6
+    )
+    with pytest.raises(ValueError, match=r"holds 2: .*Received: layer='vit_encoder'"):
+        viz.attention_maps(model, x, "vit_encoder")
