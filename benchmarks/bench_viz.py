@@ -14,6 +14,10 @@ Every function is compiled and warmed up first; the timed rounds then run
 all of them interleaved, and each ratio is the median over rounds, so a
 noisy, shared machine slows both sides alike.
 
+A small keras-hub ViT (batch 32) times Grad-CAM on the token grid and
+gradient rollout against the bare forward and backward pass, and attention
+rollout against the bare forward pass.
+
 Where tf-keras-vis or tf-explain can be imported (TensorFlow only), their
 saliency, SmoothGrad, Grad-CAM and occlusion are timed against the same
 limits, each called as its documentation shows. Neither is a dependency of
@@ -310,9 +314,18 @@ def main():
     resnet, resnet_times = resnet_rows(rounds, max(1, repeats // 2))
     for name, value in resnet:
         print(f"{name:28s} {value:20.2f}")
+    print()
+    print(
+        f"keras-hub ViT (random weights), {VIT_SIZE}x{VIT_SIZE}x3 in "
+        f"{VIT_PATCH}x{VIT_PATCH} patches, {VIT_LAYERS} blocks, batch {VIT_BATCH}"
+    )
+    vit, vit_times = vit_rows(rounds, repeats)
+    for name, value in vit:
+        print(f"{name:28s} {value:20.2f}   >= 0.8")
     if args.json:
         medians = {name: float(np.median(v)) for name, v in t.items()}
         medians.update({f"ResNet50 {k}": v for k, v in resnet_times.items()})
+        medians.update({f"ViT {k}": v for k, v in vit_times.items()})
         print(json.dumps(medians))
 
 
@@ -449,6 +462,49 @@ def resnet_rows(rounds, repeats):
         (f"ResNet50 {name}", ratio(t["limit"], t[name]))
         for name in cases
         if name != "limit"
+    ]
+    return rows, {name: float(np.median(v)) for name, v in t.items()}
+
+
+VIT_SIZE, VIT_PATCH, VIT_LAYERS, VIT_BATCH = 32, 4, 4, 32
+
+
+def vit_rows(rounds, repeats):
+    """Grad-CAM on the token grid and both rollouts on a small keras-hub
+    ViT, against the bare forward (attention rollout) and the bare forward
+    and backward (the others). The bare passes use the model as it runs,
+    its attention fused where the backend fuses it; the rollouts compute
+    it explicitly, which is their cost."""
+    import keras_hub
+
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(VIT_SIZE, VIT_SIZE, 3),
+        patch_size=VIT_PATCH,
+        num_layers=VIT_LAYERS,
+        num_heads=4,
+        hidden_dim=64,
+        mlp_dim=128,
+    )
+    images = keras.Input((VIT_SIZE, VIT_SIZE, 3))
+    model = keras.Model(images, keras.layers.Dense(10)(backbone(images)[:, 0]))
+    x = (
+        np.random.default_rng(2)
+        .random((VIT_BATCH, VIT_SIZE, VIT_SIZE, 3))
+        .astype("float32")
+    )
+    forward_backward, forward = speed_limits(model)
+    cases = {
+        "limit fwd+bwd": lambda: forward_backward(x),
+        "limit fwd": lambda: forward(x),
+        "grad_cam": lambda: viz.grad_cam(model, x),
+        "attention_rollout": lambda: viz.attention_rollout(model, x),
+        "gradient_rollout": lambda: viz.gradient_rollout(model, x),
+    }
+    t = measure(cases, rounds, repeats)
+    rows = [
+        ("ViT Grad-CAM (tokens)", ratio(t["limit fwd+bwd"], t["grad_cam"])),
+        ("ViT attention rollout", ratio(t["limit fwd"], t["attention_rollout"])),
+        ("ViT gradient rollout", ratio(t["limit fwd+bwd"], t["gradient_rollout"])),
     ]
     return rows, {name: float(np.median(v)) for name, v in t.items()}
 
