@@ -16,6 +16,7 @@ autodiff do the work (`_backend/`), always with the model's current
 weights, and the model is left as it was.
 """
 
+from keras_aprelu.viz import _grad_cam as _grad_cam_module
 from keras_aprelu.viz import metrics as metrics  # the module, viz.metrics
 from keras_aprelu.viz._aprelu import aprelu_slopes
 from keras_aprelu.viz._aprelu import dead_units
@@ -48,33 +49,21 @@ from keras_aprelu.viz.plotting import plot_heatmaps
 from keras_aprelu.viz.plotting import plot_randomization_test
 from keras_aprelu.viz.plotting import plot_token_attributions
 
+# The map methods whose `layer` names the feature map they weigh, their maps
+# staying over the inputs: the CAMs. The gradient methods' `layer` moves
+# their maps to that layer's output instead, which the callbacks' overlays
+# cannot draw.
+_CAM_METHODS = tuple(_grad_cam_module.__all__)
+
 # The methods that return maps (batch, *spatial) from (model, inputs,
 # target): the names the callbacks accept.
 _MAP_METHODS = (
     "saliency",
     "gradient_x_input",
     "integrated_gradients",
-    "grad_cam",
-    "grad_cam_plus_plus",
-    "guided_grad_cam",
-    "hires_cam",
-    "layer_cam",
-    "score_cam",
+    *_CAM_METHODS,
     "occlusion",
     "gradient_rollout",
-)
-
-# The map methods whose `layer` names the feature map they weigh, their maps
-# staying over the inputs (the CAMs). The gradient methods' `layer` moves
-# their maps to that layer's output instead, which the callbacks' overlays
-# cannot draw.
-_CAM_METHODS = (
-    "grad_cam",
-    "grad_cam_plus_plus",
-    "guided_grad_cam",
-    "hires_cam",
-    "layer_cam",
-    "score_cam",
 )
 
 __all__ = [
