@@ -578,3 +578,31 @@ def test_a_log_dir_that_is_a_file_is_refused_with_its_path(tmp_path):
     path.write_text("not a folder")
     with pytest.raises(ValueError, match=r"`log_dir` must be a folder.*events.txt"):
         callbacks.ActivationMonitor(np.zeros((2, 8, 8, 1)), log_dir=path)
+
+
+def test_attribution_maps_of_a_vit_on_its_token_grid(tmp_path):
+    pytest.importorskip("keras_hub")
+    from tests.viz import models
+
+    keras.utils.set_random_seed(0)
+    model, _ = models.vit_classifier(num_layers=2, head="head")
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).random((4, 16, 16, 3)).astype("float32")
+    maps = callbacks.AttributionMaps(
+        x[:1], tmp_path, methods=("hires_cam", "gradient_rollout"), target=2
+    )
+    record = {}
+
+    class Keep(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            record["hires_cam"] = viz.hires_cam(self.model, x[:1], 2)
+            record["gradient_rollout"] = viz.gradient_rollout(self.model, x[:1], 2)
+
+    model.fit(x, np.arange(4) % 3, epochs=1, verbose=0, callbacks=[maps, Keep()])
+    for tag, expected in record.items():
+        assert np.ptp(expected) > 0, tag  # a map with something to draw
+        png = make_ndarray(events(tmp_path).Tensors(tag)[0].tensor_proto)[2]
+        got = np.asarray(Image.open(io.BytesIO(png)), "float32") / 255
+        want = plotting.overlay_images(x[:1], expected)[0]
+        scale = got.shape[0] // 16
+        np.testing.assert_allclose(got[::scale, ::scale], want, atol=1 / 255 + 1e-6)

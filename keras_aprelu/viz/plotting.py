@@ -495,10 +495,11 @@ def plot_filters(model, layer=None, *, max_filters=64, input_channel=None):
     )
 
 
-def plot_feature_maps(model, image, layer, *, max_maps=64):
+def plot_feature_maps(model, image, layer, *, max_maps=64, token_grid=None):
     """The feature maps of `layer` for one input, as a grid: one cell per
     channel (the channel axis is the model's data format), the middle depth
-    slice for 3-D feature maps.
+    slice for 3-D feature maps. A transformer layer's tokens over an image
+    are drawn on their grid of patches, the prefix tokens left out.
 
     Args:
         model: A Keras 3 model.
@@ -506,21 +507,36 @@ def plot_feature_maps(model, image, layer, *, max_maps=64):
         layer: The layer whose outputs are drawn: a name, a path into a
             nested model, or a Layer.
         max_maps: Largest number of channels drawn. Defaults to 64.
+        token_grid: For tokens, `(rows, cols)` of the patch tokens, as in
+            `viz.grad_cam`. Defaults to `None`: inferred.
 
     Returns:
         The Figure.
     """
+    from keras_aprelu.viz import _grids
+    from keras_aprelu.viz import _model
     from keras_aprelu.viz._filters import feature_maps
 
-    maps = feature_maps(model, np.asarray(image)[None], layer)[0]
-    if maps.ndim < 2:
+    image = np.asarray(image)
+    maps = feature_maps(model, image[None], layer)[0]
+    channels_first = _model.read(model).channels_first
+    spatial = image.shape[1:] if channels_first else image.shape[:-1]
+    grid = None
+    if image.ndim == 3 and maps.ndim == 2:  # tokens over an image
+        grid = _grids.grid_of(
+            (1, *maps.shape),
+            [spatial],
+            _grids.check_token_grid(token_grid),
+            f"the output of layer {layer!r}",
+        )
+    if grid is not None:
+        maps = np.moveaxis(np.asarray(grid.to_map(maps[None]))[0], -1, 0)
+    elif maps.ndim < 2:
         raise ValueError(
             "`layer` must have a spatial output to draw feature maps. "
             f"Received: layer={layer!r} with output shape {maps.shape}"
         )
-    from keras_aprelu.viz import _layers
-
-    if _layers.data_format(model) == "channels_last":
+    elif not channels_first:
         maps = np.moveaxis(maps, -1, 0)
     maps = maps[:max_maps]
     if maps.ndim == 4:  # volumes: the middle depth slice of each channel

@@ -17,6 +17,7 @@ from keras_aprelu import viz
 from keras_aprelu.viz import _attention
 from keras_aprelu.viz import _cam
 from keras_aprelu.viz import _grids
+from keras_aprelu.viz import plotting
 from tests.backend_testing import backend
 from tests.backend_testing import run_python
 from tests.backend_testing import to_numpy
@@ -412,3 +413,22 @@ def test_attention_maps_are_each_heads_class_token_row(vit):
     )
     with pytest.raises(ValueError, match=r"holds 2: .*Received: layer='vit_encoder'"):
         viz.attention_maps(model, x, "vit_encoder")
+
+
+def test_feature_maps_of_tokens_are_drawn_on_their_grid(vit):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    model, backbone, x = vit
+    block = _blocks(backbone)[0]
+    tokens = viz.feature_maps(model, x[:1], block)[0]  # as the layer gives it
+    assert tokens.shape == (17, 8)
+    fig = plotting.plot_feature_maps(model, x[0], block)
+    try:
+        drawn = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+        assert len(drawn) == 8
+        grid = tokens[1:].reshape(4, 4, 8)  # the class token left out
+        for k, image in enumerate(drawn):
+            np.testing.assert_allclose(np.asarray(image), grid[..., k], atol=1e-6)
+    finally:
+        plt.close(fig)
