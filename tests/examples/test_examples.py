@@ -85,6 +85,7 @@ def _figures_per_cell(notebook):
         "04_which_map_to_trust.ipynb",
         "05_authors_recipe.ipynb",
         "06_why_aprelu_trails.ipynb",
+        "07_transformers.ipynb",
     ],
 )
 def test_notebook_runs_in_fast_mode(name, monkeypatch):
