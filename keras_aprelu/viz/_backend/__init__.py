@@ -14,11 +14,12 @@ functions:
   compiled where the backend compiles, always with the current weights of
   the model that `model_ref()` returns;
 - `grad(fn, args, tap=False)`: `fn(args, tap) -> (scores, aux)`, `scores`
-  of shape (batch,); returns `(scores, aux, grads, tapped)`, the gradients
-  of `sum(scores)` with respect to each of `args` (zeros where unconnected)
-  and, with `tap=True`, `tapped`: a list of the gradients with respect to
-  every value that `fn` passed through `tap(value)`, in that order (the
-  recorded attention of each block; empty without `tap`);
+  of shape (batch,); returns `(scores, aux, grads, tapped)`: the gradients
+  of `sum(scores)` with respect to each of `args` (zeros where
+  unconnected), and an empty `tapped`; or, with `tap=True`, `grads` None
+  and `tapped` the gradients with respect to every value that `fn` passed
+  through `tap(value)`, in that order (a CAM's layer, each block's
+  attention), the backward pass going no further down than they;
 - `with_rule(forward, mode, elementwise)`: `forward` with the guided or
   deconvnet gradient;
 - `map_fn(fn, elements, dtype, sequential)`;

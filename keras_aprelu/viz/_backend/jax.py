@@ -65,10 +65,10 @@ def grad(fn, args, tap=False):
 
         jax.eval_shape(probe, args)
         shifts = [jnp.zeros(s.shape, s.dtype) for s in seen]
-    (grads, tapped), (scores, aux) = jax.grad(summed, argnums=(0, 1), has_aux=True)(
-        args, shifts
-    )
-    return scores, aux, grads, list(tapped or [])
+        tapped, (scores, aux) = jax.grad(summed, argnums=1, has_aux=True)(args, shifts)
+        return scores, aux, None, list(tapped)
+    grads, (scores, aux) = jax.grad(summed, has_aux=True)(args, None)
+    return scores, aux, grads, []
 
 
 def with_rule(forward, mode, elementwise=True):

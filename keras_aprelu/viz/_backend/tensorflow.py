@@ -89,12 +89,14 @@ def grad(fn, args, tap=False):
         return value
 
     with tf.GradientTape() as tape:
-        tape.watch(args)
+        if not tap:
+            tape.watch(args)
         scores, aux = fn(args, tapped)
+    wrt = taps if tap else args
     grads = tape.gradient(
-        scores, args + taps, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        scores, wrt, unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
-    return scores, aux, grads[: len(args)], grads[len(args) :]
+    return (scores, aux, None, grads) if tap else (scores, aux, grads, [])
 
 
 def with_rule(forward, mode, elementwise=True):

@@ -54,17 +54,18 @@ def grad(fn, args, tap=False):
         return value
 
     with torch.enable_grad():
-        args = [_tensor(a).detach().requires_grad_(True) for a in args]
+        args = [_tensor(a).detach().requires_grad_(not tap) for a in args]
         scores, aux = fn(args, tapped)
-        wrt = args + taps
-        if scores.requires_grad:
+        wrt = taps if tap else args
+        if scores.requires_grad and wrt:
             grads = torch.autograd.grad(scores.sum(), wrt, allow_unused=True)
         else:  # the scores do not depend on anything differentiated
             grads = [None] * len(wrt)
     grads = [
         torch.zeros_like(w) if g is None else g for w, g in zip(wrt, grads, strict=True)
     ]
-    return _detached(scores), _detached(aux), grads[: len(args)], grads[len(args) :]
+    scores, aux = _detached(scores), _detached(aux)
+    return (scores, aux, None, grads) if tap else (scores, aux, grads, [])
 
 
 def with_rule(forward, mode, elementwise=True):
