@@ -154,12 +154,17 @@ def rollout(store, head_fusion, discard_ratio):
     attentions = checked(store)
     tokens = attentions[0].shape[-1]
     eye = keras.ops.eye(tokens, dtype="float32")
-    result = None
+    rows = []
     for probabilities in attentions:
         fused = discard(fuse_heads(probabilities, head_fusion), discard_ratio)
-        a = 0.5 * fused + 0.5 * eye
-        a = a / keras.ops.sum(a, axis=-1, keepdims=True)
-        result = a if result is None else keras.ops.matmul(a, result)
+        # 0.5 A + 0.5 I, rows renormalized: the halves cancel.
+        a = fused + eye
+        rows.append(a / keras.ops.sum(a, axis=-1, keepdims=True))
+    # Only the first row of A_L ... A_1 is read: a row vector times each
+    # block's matrix, from the last block down, instead of whole products.
+    result = rows[-1][:, :1, :]
+    for a in reversed(rows[:-1]):
+        result = keras.ops.matmul(result, a)
     return result[:, 0, :]
 
 
