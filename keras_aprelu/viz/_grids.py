@@ -41,9 +41,13 @@ class TokenGrid:
         patches = values[:, self.prefix :]
         return keras.ops.reshape(patches, (-1, self.rows, self.cols, values.shape[-1]))
 
-    def row_to_map(self, rows):
-        """(batch, tokens) -> (batch, rows, cols): one value per token."""
-        return keras.ops.reshape(rows[:, self.prefix :], (-1, self.rows, self.cols))
+    def row_to_map(self, values):
+        """(batch, ..., tokens) -> (batch, ..., rows, cols): one value per
+        token (per head, say)."""
+        patches = values[..., self.prefix :]
+        return keras.ops.reshape(
+            patches, (-1, *values.shape[1:-1], self.rows, self.cols)
+        )
 
 
 def check_token_grid(token_grid):

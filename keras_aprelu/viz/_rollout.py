@@ -7,7 +7,6 @@ input fixes the tokens and their grid), the upsampling and the output
 contract are the CAMs'. The attention itself comes from `_attention`.
 """
 
-import keras
 import numpy as np
 
 from keras_aprelu.viz import _args
@@ -24,7 +23,7 @@ HEAD_FUSIONS = ("mean", "max", "min")
 
 
 def _over_grid(rows, grid):
-    """(batch, T) first-token rows -> maps over the grid, or over the
+    """(batch, ..., T) first-token rows -> maps over the grid, or over the
     tokens for a sequence (text)."""
     return rows if grid is None else grid.row_to_map(rows)
 
@@ -252,13 +251,7 @@ def attention_maps(
             with _attention.recording([found], store):
                 plan.forward(model, xs)
             rows = _attention.checked(store[-1:])[0][:, :, 0, :]
-            if grid is None:
-                return rows
-            heads = rows.shape[1]
-            patches = keras.ops.reshape(
-                rows[:, :, grid.prefix :], (-1, heads, grid.rows, grid.cols)
-            )
-            return patches
+            return _over_grid(rows, grid)
 
         return fn
 
