@@ -27,7 +27,11 @@ def test_public_names():
     ]
     from keras_aprelu import viz
 
-    assert len(viz.__all__) == 26
+    assert len(viz.__all__) == 30
+    assert {"attention_maps", "attention_rollout", "gradient_rollout"} <= set(
+        viz.__all__
+    )
+    assert "plot_token_attributions" in viz.__all__
     for name in viz.__all__:
         assert callable(getattr(viz, name)), name
     assert sorted(keras_aprelu.activations.__all__) == [
@@ -159,7 +163,9 @@ model.fit(x, np.arange(4) % 3, epochs=1, verbose=0, callbacks=[
     callbacks.ActivationMonitor(x, log_dir=out + "/logs"),
     callbacks.AttributionMaps(x, out + "/logs"),
 ] if logging else [])
-shapes = {name: getattr(viz, name)(model, x).shape for name in viz._MAP_METHODS}
+# gradient_rollout explains transformers (tests/viz/test_transformers.py).
+shapes = {name: getattr(viz, name)(model, x).shape
+          for name in viz._MAP_METHODS if name != "gradient_rollout"}
 shapes["noise_tunnel"] = viz.noise_tunnel(viz.saliency, model, x, samples=2).shape
 maps = viz.saliency(model, x)
 scores = [metrics.deletion(model, x, maps, steps=4).shape,
