@@ -179,9 +179,7 @@ def keywords(args):
                 + f". Received: {flag} {_shown(value)}"
             )
         if isinstance(value, list):
-            value = (
-                value[0] if len(value) == 1 and option != "token_grid" else tuple(value)
-            )
+            value = value[0] if len(value) == 1 else tuple(value)
         kwargs[keyword] = value
     if args.method == "smoothgrad":
         kwargs.setdefault("smooth_samples", 16)

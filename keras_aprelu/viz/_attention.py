@@ -126,10 +126,13 @@ def checked(store):
     return [keras.ops.cast(p, "float32") for p in store]
 
 
+# How the heads of a block are fused, by name.
+HEAD_FUSIONS = {"mean": keras.ops.mean, "max": keras.ops.max, "min": keras.ops.min}
+
+
 def fuse_heads(probabilities, head_fusion):
-    """(batch, heads, T, T) -> (batch, T, T) by "mean", "max" or "min"."""
-    reduce = {"mean": keras.ops.mean, "max": keras.ops.max, "min": keras.ops.min}
-    return reduce[head_fusion](probabilities, axis=1)
+    """(batch, heads, T, T) -> (batch, T, T) by one of `HEAD_FUSIONS`."""
+    return HEAD_FUSIONS[head_fusion](probabilities, axis=1)
 
 
 def discard(fused, ratio):

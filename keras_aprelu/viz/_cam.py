@@ -31,12 +31,14 @@ class FeatureMap:
     """Where a CAM reads its feature map: the output of `layer`, or (with
     `of_input`) its input, when no layer outputs that map (a residual sum
     made by an op, as in ConvNeXt, or a transformer block's input).
-    `grid`: how its tokens lie over the image (`_grids.grid_of`), or None
-    for a map with the input's spatial axes."""
+    `shape` and `grid`, set by `located`: the shape of what is read (on
+    the inspection's sample), and how its tokens lie over the image
+    (`_grids.grid_of`), or None for a map with the input's spatial axes."""
 
     path: str
     layer: keras.layers.Layer
     of_input: bool = False
+    shape: tuple | None = None
     grid: _grids.TokenGrid | None = None
 
     def describe(self):
@@ -46,18 +48,28 @@ class FeatureMap:
 
 def resolve_layer(run, layer, token_grid=None):
     """The `FeatureMap` to weigh: the output of `layer`, or the default
-    map, with the grid of its tokens (errors before any work)."""
-    token_grid = _grids.check_token_grid(token_grid)
-    layout = run.layout
+    map, `located` (errors before any work)."""
     if layer is None:
         chosen = default_feature_map(
-            run.model, run.data.spatial_shapes, layout.channels_first
+            run.model, run.data.spatial_shapes, run.layout.channels_first
         )
     else:
         chosen = FeatureMap(*_layers.find_layer(run.model, layer))
-    shape = run.data.inspection.shape_of(chosen.path, chosen.layer, chosen.of_input)
-    grid = _grids.grid_of(shape, run.data.spatial_shapes, token_grid, chosen.describe())
-    return dataclasses.replace(chosen, grid=grid)
+    return located(run, chosen, token_grid)
+
+
+def located(run, feature_map, token_grid=None):
+    """`feature_map` with the shape it reads, from the inspection, and the
+    grid of its tokens over the request's inputs (`token_grid`, checked,
+    or inferred)."""
+    token_grid = _grids.check_token_grid(token_grid)
+    shape = run.data.inspection.shape_of(
+        feature_map.path, feature_map.layer, feature_map.of_input
+    )
+    grid = _grids.grid_of(
+        shape, run.data.spatial_shapes, token_grid, feature_map.describe()
+    )
+    return dataclasses.replace(feature_map, shape=shape, grid=grid)
 
 
 def default_feature_map(model, spatial_shapes, channels_first):
@@ -189,9 +201,9 @@ def gradient(rule):
 
                 with plan.logits_applied():
                     _, features, _, tapped = _backend.grad(scored, xs, tap=True)
-                # The last call's, as `store` keeps (a layer called twice).
-                grads = tapped[-1] if tapped else None
-                grads = keras.ops.cast(grads, "float32")
+                # The last call's, as `store` keeps (a layer called twice);
+                # `_features` raised if there was none.
+                grads = keras.ops.cast(tapped[-1], "float32")
                 return features, _grids.to_map(grads, layout, feature_map.grid)
 
             return fn

@@ -446,6 +446,34 @@ class Targets:
 # Baselines and maps ----------------------------------------------------
 
 
+def trapezoid_weights(steps):
+    """The trapezoid rule's weights over `steps + 1` evenly spaced points of
+    [0, 1], both ends included."""
+    weights = np.full(steps + 1, 1.0 / steps, "float32")
+    weights[[0, -1]] /= 2
+    return weights
+
+
+def straight_path(start, end, points):
+    """`points` evenly spaced points from `start` to `end` (batches of one
+    shape), both ends included, as one batch with each sample's points
+    together: (batch * points, *shape[1:])."""
+    alphas = keras.ops.reshape(
+        keras.ops.linspace(0.0, 1.0, points), [1, -1] + [1] * (len(end.shape) - 1)
+    )
+    path = start[:, None] + alphas * (end - start)[:, None]
+    return keras.ops.reshape(path, [-1, *keras.ops.shape(end)[1:]])
+
+
+def path_mean(values, weights):
+    """Values at the points of `straight_path`, (batch * points, ...), ->
+    their mean along each sample's path with `weights`, (batch, ...)."""
+    rest = keras.ops.shape(values)[1:]
+    values = keras.ops.reshape(values, [-1, len(weights), *rest])
+    w = keras.ops.reshape(weights, [1, -1] + [1] * (len(values.shape) - 2))
+    return keras.ops.sum(w * values, axis=1)
+
+
 def per_input(value, name, layout):
     """`value` for each input: a list or dict holds one per input (for
     several inputs); anything else is the same for all."""

@@ -24,12 +24,11 @@ import keras
 import numpy as np
 
 from keras_aprelu.viz import _backend
+from keras_aprelu.viz import _cam
 from keras_aprelu.viz import _grids
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _layers
 from keras_aprelu.viz import _scores
-
-KINDS = ("saliency", "gradient_x_input", "integrated_gradients")
 
 # The key of keras-hub's text inputs whose 0 marks padding.
 PADDING_MASK = "padding_mask"
@@ -37,10 +36,11 @@ PADDING_MASK = "padding_mask"
 
 def _function(run, found, axis, kind, steps, from_inputs):
     plan, score_fn = run.plan, run.targets.score_fn
-    points = steps + 1 if kind == "integrated_gradients" else 1
-    weights = np.full(points, 1.0 / max(steps, 1), "float32")
     if kind == "integrated_gradients":
-        weights[[0, -1]] /= 2
+        weights = _inputs.trapezoid_weights(steps)
+    else:  # the gradient at the layer's value alone
+        weights = np.ones(1, "float32")
+    points = len(weights)
 
     def output_of(model, xs):
         store = {}
@@ -68,15 +68,7 @@ def _function(run, found, axis, kind, steps, from_inputs):
                     e0 = keras.ops.full_like(e, baseline)
             e = keras.ops.cast(e, "float32")
             e0 = keras.ops.cast(e0, "float32")
-            rank = len(e.shape)
-            if points == 1:
-                path = e
-            else:
-                alphas = keras.ops.reshape(
-                    keras.ops.linspace(0.0, 1.0, points), [1, -1] + [1] * (rank - 1)
-                )
-                path = e0[:, None] + alphas * (e - e0)[:, None]
-                path = keras.ops.reshape(path, [-1, *e.shape[1:]])
+            path = e if points == 1 else _inputs.straight_path(e0, e, points)
             copies = [keras.ops.repeat(x, points, axis=0) for x in xs]
 
             def scored(copies, tap):
@@ -87,16 +79,16 @@ def _function(run, found, axis, kind, steps, from_inputs):
 
             with plan.applied():
                 scores, _, _, tapped = _backend.grad(scored, copies, tap=True)
-            g = keras.ops.reshape(tapped[-1], [-1, points, *e.shape[1:]])
-            w = keras.ops.reshape(weights, [1, -1] + [1] * (rank - 1))
-            mean_g = keras.ops.sum(w * g, axis=1)
+            mean_g = _inputs.path_mean(tapped[-1], weights)
             if kind == "saliency":
                 values = mean_g
             elif kind == "gradient_x_input":
                 values = e * mean_g
             else:
                 values = (e - e0) * mean_g
-            total = keras.ops.sum(keras.ops.reshape(values, [len_of(e), -1]), 1)
+            total = keras.ops.sum(
+                keras.ops.reshape(values, [keras.ops.shape(e)[0], -1]), 1
+            )
             scores = keras.ops.reshape(scores, [-1, points])
             gap = total - (scores[:, -1] - scores[:, 0])
             return reduce(values), gap
@@ -108,25 +100,18 @@ def _function(run, found, axis, kind, steps, from_inputs):
     return _backend.compiled(run.model, key, build)
 
 
-def len_of(values):
-    return keras.ops.shape(values)[0]
-
-
 def attribute(run, layer, kind, *, steps=0, baseline=0.0):
     """(maps, gaps) of `kind` at the output of `layer` for every input:
     maps (batch, *positions), float32 and normalized as the request asks;
     gaps (batch,), integrated gradients' completeness gap."""
-    path, found = _layers.find_layer(run.model, layer)
-    shape = run.data.inspection.shape_of(path, found)
+    output = _cam.located(run, _cam.FeatureMap(*_layers.find_layer(run.model, layer)))
+    path, found, shape = output.path, output.layer, output.shape
     if shape is None or len(shape) < 2:
         raise ValueError(
             f"`layer` must output one tensor, (batch, ...), to attribute to. "
             f"Received: layer={path!r} with output {shape}"
         )
-    grid = _grids.grid_of(
-        shape, run.data.spatial_shapes, None, f"the output of layer {path!r}"
-    )
-    axis = _grids.channel_axis(len(shape), run.layout, grid)
+    axis = _grids.channel_axis(len(shape), run.layout, output.grid)
     from_inputs = kind == "integrated_gradients" and not isinstance(
         baseline, numbers.Real
     )
@@ -141,7 +126,7 @@ def attribute(run, layer, kind, *, steps=0, baseline=0.0):
         maps, gaps = fn(xs, base, run.targets.slice(start, start + len(xs[0])))
         return [_without_padding(maps, layout, xs), gaps]
 
-    points = steps + 1 if kind == "integrated_gradients" else 1
+    points = steps + 1 if kind == "integrated_gradients" else 1  # per input
     maps, gaps = run.run(max(1, run.batch_size // points), compute)
 
     def probe(xs):
@@ -149,7 +134,7 @@ def attribute(run, layer, kind, *, steps=0, baseline=0.0):
         grads, _ = saliency(xs, 0.0, run.targets.slice(0, len(xs[0])))
         return _backend.to_numpy(grads)
 
-    maps = run.pack_one(maps, gradient=(f"the output of layer {path!r}", probe))
+    maps = run.pack_one(maps, gradient=(output.describe(), probe))
     return maps, gaps.astype("float32")
 
 

@@ -14,12 +14,9 @@ from keras_aprelu.viz import _attention
 from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _cam
 from keras_aprelu.viz import _docs
-from keras_aprelu.viz import _grids
 from keras_aprelu.viz import _layers
 from keras_aprelu.viz import _request
 from keras_aprelu.viz import _scores
-
-HEAD_FUSIONS = ("mean", "max", "min")
 
 
 def _over_grid(rows, grid):
@@ -77,11 +74,15 @@ def _gradient_rollout_weighting(run, feature_map):
     return maps
 
 
-_ROLLOUT_ARGS = ("model", "inputs", "token_grid", "normalize", "batch_size")
-_rollout_args = _docs.shared_args(*_ROLLOUT_ARGS, "progress", returns="cam")
-
-
-@_rollout_args
+@_docs.shared_args(
+    "model",
+    "inputs",
+    "token_grid",
+    "normalize",
+    "batch_size",
+    "progress",
+    returns="cam",
+)
 def attention_rollout(
     model,
     inputs,
@@ -117,11 +118,7 @@ def attention_rollout(
     Cost: one forward pass per input, with the attention computed
     explicitly (not by a fused kernel).
     """
-    if head_fusion not in HEAD_FUSIONS:
-        raise ValueError(
-            f"`head_fusion` must be one of {', '.join(HEAD_FUSIONS)}. "
-            f"Received: head_fusion={head_fusion!r}"
-        )
+    _args.check_choice(head_fusion, "head_fusion", _attention.HEAD_FUSIONS)
     discard_ratio = _args.check_number(discard_ratio, "discard_ratio", 0, 1)
     _attention.check_attention_layers(model)
     return _cam.cam(
@@ -236,13 +233,8 @@ def attention_maps(
         progress=progress,
         batch_size=batch_size,
     )
-    shape = run.data.inspection.shape_of(path, found, of_input=True)
-    grid = _grids.grid_of(
-        shape,
-        run.data.spatial_shapes,
-        _grids.check_token_grid(token_grid),
-        f"the input of layer {path!r}",
-    )
+    queries = _cam.FeatureMap(path, found, of_input=True)
+    grid = _cam.located(run, queries, token_grid).grid
     plan = run.plan
 
     def build(model):

@@ -255,31 +255,23 @@ def gradient_x_input(
 def _ig_function(run, steps):
     plan, score_fn = run.plan, run.targets.score_fn
     layout = plan.layout
-    # Trapezoid rule over steps + 1 points, alpha = 0, 1/steps, ..., 1.
-    weights = np.full(steps + 1, 1.0 / steps, "float32")
-    weights[[0, -1]] /= 2
+    weights = _inputs.trapezoid_weights(steps)
 
     def build(model):
         def fn(xs, baselines, targets):
             with plan.logits_applied():
                 clean = plan.forward(model, xs)
                 targets = _scores.chosen_targets(clean, targets)
-            paths = []
-            for x, base in zip(xs, baselines, strict=True):
-                alphas = keras.ops.reshape(
-                    keras.ops.linspace(0.0, 1.0, steps + 1),
-                    [1, -1] + [1] * (len(x.shape) - 1),
-                )
-                path = base[:, None] + alphas * (x - base)[:, None]
-                paths.append(keras.ops.reshape(path, [-1, *keras.ops.shape(x)[1:]]))
+            paths = [
+                _inputs.straight_path(base, x, steps + 1)
+                for x, base in zip(xs, baselines, strict=True)
+            ]
             grads, scores = input_gradients(
                 model, plan, paths, keras.ops.repeat(targets, steps + 1), score_fn
             )
             maps, total = [], 0.0
             for i, (x, base, g) in enumerate(zip(xs, baselines, grads, strict=True)):
-                g = keras.ops.reshape(g, [-1, steps + 1, *keras.ops.shape(x)[1:]])
-                w = keras.ops.reshape(weights, [1, -1] + [1] * (len(x.shape) - 1))
-                attributions = (x - base) * keras.ops.sum(w * g, axis=1)
+                attributions = (x - base) * _inputs.path_mean(g, weights)
                 total = total + keras.ops.sum(
                     keras.ops.reshape(attributions, [keras.ops.shape(x)[0], -1]), 1
                 )
