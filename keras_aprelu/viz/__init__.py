@@ -29,8 +29,12 @@ from keras_aprelu.viz._grad_cam import guided_grad_cam
 from keras_aprelu.viz._grad_cam import hires_cam
 from keras_aprelu.viz._grad_cam import layer_cam
 from keras_aprelu.viz._grad_cam import score_cam
+from keras_aprelu.viz._lrp import deeplift
+from keras_aprelu.viz._lrp import deeplift_shap
+from keras_aprelu.viz._lrp import lrp
 from keras_aprelu.viz._noise_tunnel import noise_tunnel
 from keras_aprelu.viz._occlusion import occlusion
+from keras_aprelu.viz._relevance import register_relevance_rule
 from keras_aprelu.viz._rollout import attention_maps
 from keras_aprelu.viz._rollout import attention_rollout
 from keras_aprelu.viz._rollout import gradient_rollout
@@ -61,6 +65,8 @@ _MAP_METHODS = (
     "saliency",
     "gradient_x_input",
     "integrated_gradients",
+    "lrp",
+    "deeplift",
     *_CAM_METHODS,
     "occlusion",
     "gradient_rollout",
@@ -72,6 +78,8 @@ __all__ = [
     "attention_rollout",
     "aprelu_slopes",
     "dead_units",
+    "deeplift",
+    "deeplift_shap",
     "feature_maps",
     "filters",
     "grad_cam",
@@ -82,6 +90,7 @@ __all__ = [
     "hires_cam",
     "integrated_gradients",
     "layer_cam",
+    "lrp",
     "noise_tunnel",
     "occlusion",
     "overlay",
@@ -95,6 +104,7 @@ __all__ = [
     "plot_heatmaps",
     "plot_randomization_test",
     "plot_token_attributions",
+    "register_relevance_rule",
     "saliency",
     "score_cam",
 ]

@@ -19,6 +19,11 @@ says:
   `logits=True`, a model that ends in it is scored before it.
 - `forward`: for a layer, the call used under a rule when it is not the
   layer's own (APReLU's, with its slopes held constant).
+- `form`: what LRP and DeepLIFT (`_relevance`) take it for:
+  `"elementwise"` (one output per input value: LRP passes relevance
+  through, DeepLIFT rescales by dy/dx), `"max"` (the output is the largest
+  of a group, Maxout: winner-takes-all, DeepLIFT's cross-max), or `None`
+  (neither: a softmax inside the model, which has no rule).
 
 Adding an activation means adding one entry below.
 """
@@ -44,6 +49,7 @@ class Entry:
     dead: str | None = "positive"
     squashes: bool = False
     forward: object = None  # layer -> callable(inputs, **kwargs)
+    form: str | None = "elementwise"
 
 
 def _aprelu_forward(layer):
@@ -57,18 +63,18 @@ def _aprelu_forward(layer):
 _RELU_LIKE = Entry(rule="elementwise")
 _SMOOTH = Entry()  # no guided rule; alive where positive
 _POSITIVE_OUTPUT = Entry(dead=None)  # always > 0 (or < 0): never "dead"
-_DISTRIBUTION = Entry(cam=False, dead=None)
+_DISTRIBUTION = Entry(cam=False, dead=None, form=None)
 
 LAYERS = {
     APReLU: Entry(rule="elementwise", forward=_aprelu_forward),
     PReLU: _RELU_LIKE,
     RReLU: _RELU_LIKE,
-    Maxout: Entry(rule="routed"),
+    Maxout: Entry(rule="routed", form="max"),
     keras.layers.ReLU: _RELU_LIKE,
     keras.layers.LeakyReLU: _RELU_LIKE,
     keras.layers.PReLU: _RELU_LIKE,
     keras.layers.ELU: _SMOOTH,
-    keras.layers.Softmax: Entry(cam=False, dead=None, squashes=True),
+    keras.layers.Softmax: Entry(cam=False, dead=None, squashes=True, form=None),
     # keras.layers.Activation is looked up by its function, below.
 }
 
@@ -86,7 +92,7 @@ FUNCTIONS = {
     "silu": _SMOOTH,  # also keras.activations.swish
     "hard_silu": _SMOOTH,  # also hard_swish
     "mish": _SMOOTH,
-    "glu": _SMOOTH,
+    "glu": Entry(form=None),  # halves the channels: not elementwise
     "tanh": _SMOOTH,
     "softsign": _SMOOTH,
     "hard_tanh": _SMOOTH,
@@ -102,7 +108,7 @@ FUNCTIONS = {
     "squareplus": _POSITIVE_OUTPUT,
     "exponential": _POSITIVE_OUTPUT,
     "log_sigmoid": _POSITIVE_OUTPUT,  # always < 0
-    "softmax": Entry(cam=False, dead=None, squashes=True),
+    "softmax": Entry(cam=False, dead=None, squashes=True, form=None),
     "log_softmax": _DISTRIBUTION,
     "sparsemax": _DISTRIBUTION,
 }
