@@ -27,7 +27,7 @@ def test_public_names():
     ]
     from keras_aprelu import viz
 
-    assert len(viz.__all__) == 30
+    assert len(viz.__all__) == 34
     assert {"attention_maps", "attention_rollout", "gradient_rollout"} <= set(
         viz.__all__
     )

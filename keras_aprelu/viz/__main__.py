@@ -15,6 +15,9 @@ import zipfile
 
 import numpy as np
 
+# `python -m keras_aprelu.viz` has imported the package already.
+from keras_aprelu.viz import _relevance
+
 _CAM = ("layer", "token_grid")
 # method -> (function name, fixed keyword arguments, options it takes,
 # the name a figure shows)
@@ -37,6 +40,8 @@ METHODS = {
     "score_cam": ("score_cam", {}, _CAM, "Score-CAM"),
     "guided_grad_cam": ("guided_grad_cam", {}, _CAM, "Guided Grad-CAM"),
     "occlusion": ("occlusion", {}, ("patch_size", "stride", "baseline"), "Occlusion"),
+    "lrp": ("lrp", {}, ("composite", "epsilon", "gamma", "low", "high"), "LRP"),
+    "deeplift": ("deeplift", {}, ("baseline",), "DeepLIFT"),
     "attention_rollout": (
         "attention_rollout",
         {},
@@ -45,6 +50,7 @@ METHODS = {
     ),
     "gradient_rollout": ("gradient_rollout", {}, ("token_grid",), "Gradient rollout"),
 }
+_COMPOSITES = tuple(_relevance.COMPOSITES)
 # Options that count something: at least 1.
 _COUNTS = ("samples", "steps", "patch_size", "stride", "batch_size", "max_rows")
 # option -> the keyword argument of the viz function it sets
@@ -60,6 +66,11 @@ _KEYWORDS = {
     "token_grid": "token_grid",
     "head_fusion": "head_fusion",
     "discard_ratio": "discard_ratio",
+    "composite": "composite",
+    "epsilon": "epsilon",
+    "gamma": "gamma",
+    "low": "low",
+    "high": "high",
 }
 
 
@@ -103,7 +114,30 @@ def _parser():
     parser.add_argument(
         "--baseline",
         type=float,
-        help="integrated_gradients, occlusion: the baseline value (0.0)",
+        help="integrated_gradients, occlusion, deeplift: the baseline value (0.0)",
+    )
+    parser.add_argument(
+        "--composite",
+        choices=list(_COMPOSITES),
+        metavar="COMPOSITE",
+        help="lrp: zennit's composite of rules (epsilon_plus_flat); one of "
+        + ", ".join(_COMPOSITES),
+    )
+    parser.add_argument(
+        "--epsilon", type=float, help="lrp: the epsilon rule's stabilizer (1e-6)"
+    )
+    parser.add_argument(
+        "--gamma", type=float, help="lrp: the gamma rule's weight (0.25)"
+    )
+    parser.add_argument(
+        "--low",
+        type=float,
+        help="lrp, epsilon_gamma_box: the lowest input value (each input's min)",
+    )
+    parser.add_argument(
+        "--high",
+        type=float,
+        help="lrp, epsilon_gamma_box: the highest input value (each input's max)",
     )
     parser.add_argument(
         "--patch-size", type=int, nargs="+", help="occlusion: patch size (4)"

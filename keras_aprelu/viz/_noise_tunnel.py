@@ -7,6 +7,7 @@ from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
 from keras_aprelu.viz import _docs
 from keras_aprelu.viz import _inputs
+from keras_aprelu.viz import _lrp
 from keras_aprelu.viz import _request
 from keras_aprelu.viz import _saliency
 from keras_aprelu.viz import _scores
@@ -19,6 +20,8 @@ METHODS = {
     "saliency": _saliency.saliency,
     "gradient_x_input": _saliency.gradient_x_input,
     "integrated_gradients": _saliency.integrated_gradients,
+    "lrp": _lrp.lrp,
+    "deeplift": _lrp.deeplift,
 }
 # Keywords the tunnel sets itself on every call of the method, or that
 # would change what the method returns (`return_gap`: a tuple).
@@ -86,12 +89,12 @@ def noise_tunnel(
     - `"vargrad"`: their variance (Adebayo et al., 2018).
 
     With `noise=0`, smoothgrad is the method itself. Whether the result
-    depends on the sign of the features is the method's property: none of
-    the three methods does.
+    depends on the sign of the features is the method's property.
 
     Args:
-        method: `viz.saliency` (any `modifier`), `viz.gradient_x_input` or
-            `viz.integrated_gradients`, or its name.
+        method: `viz.saliency` (any `modifier`), `viz.gradient_x_input`,
+            `viz.integrated_gradients`, `viz.lrp` (any `composite`) or
+            `viz.deeplift`, or its name.
         samples: Noisy copies per input. Defaults to 16.
         noise: Noise level relative to each input's value range. Defaults
             to 0.2.
@@ -100,8 +103,9 @@ def noise_tunnel(
         seed: An int: input j of `inputs` (and model input i) then gets the
             noise of `np.random.default_rng([seed, j, i])`, however the
             batch is chunked. `None` draws a fresh seed.
-        **method_kwargs: Passed to the method, for example `modifier`, or
-            `steps` and `baseline` (a number or one input's shape).
+        **method_kwargs: Passed to the method, for example `modifier`,
+            `composite`, or `steps` and `baseline` (a number or one input's
+            shape).
 
     Returns:
         As the method: float32 maps of shape `(batch, *spatial)`.

@@ -22,6 +22,7 @@ from tests.viz import models
 keras_hub = pytest.importorskip("keras_hub")
 
 GRADIENT = ("saliency", "gradient_x_input", "integrated_gradients", "guided_grad_cam")
+RULED = ("lrp", "deeplift")  # rules per layer: refuse a layer without one
 CAMS = ("grad_cam", "grad_cam_plus_plus", "hires_cam", "layer_cam", "score_cam")
 METHODS = tuple(viz._MAP_METHODS)
 
@@ -106,7 +107,12 @@ ERRORS = {
         for m in CAMS + ("guided_grad_cam",)
     },
     ("image_and_vector", "score_cam"): "must be one array",
-    **{("bert", m): "as integers" for m in GRADIENT},
+    **{("bert", m): "as integers" for m in GRADIENT + RULED},
+    **{
+        ("vit", m): "no rule for the layer 'vi_t_backbone/vit_patching_and_embedding'"
+        for m in RULED
+    },
+    **{("embedding", m): "no rule for the layer 'embedding" for m in RULED},
     ("bert", "score_cam"): "must be one array",
     **{
         (kind, "gradient_rollout"): "holds no `keras.layers.MultiHeadAttention`"

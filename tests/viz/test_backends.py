@@ -46,6 +46,15 @@ def every_method(model, x):
         "occlusion": viz.occlusion(
             model, x, 1, patch_size=3, stride=2, normalize=False
         ),
+        "lrp": viz.lrp(model, x, 1, normalize=False),
+        "lrp_gamma_box": viz.lrp(
+            model, x, 1, composite="epsilon_gamma_box", normalize=False
+        ),
+        "lrp_alpha_beta": viz.lrp(
+            model, x, 1, composite="epsilon_alpha2_beta1", normalize=False
+        ),
+        "deeplift": viz.deeplift(model, x, 1, baseline=0.5, normalize=False),
+        "deeplift_shap": viz.deeplift_shap(model, x, x[::-1] * 0.5, 1, normalize=False),
         "noise_tunnel": viz.noise_tunnel(
             viz.gradient_x_input, model, x, 1, samples=2, seed=3, normalize=False
         ),

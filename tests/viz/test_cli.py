@@ -67,6 +67,31 @@ def test_cli_occlusion_with_one_target_per_input(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "extra, call",
+    [
+        (
+            ["--method", "lrp", "--composite", "epsilon_gamma_box", "--low", "0"],
+            lambda m, x: viz.lrp(
+                m, x, 1, composite="epsilon_gamma_box", low=0.0, normalize=False
+            ),
+        ),
+        (
+            ["--method", "deeplift", "--baseline", "0.5"],
+            lambda m, x: viz.deeplift(m, x, 1, baseline=0.5, normalize=False),
+        ),
+    ],
+)
+def test_cli_lrp_and_deeplift(tmp_path, extra, call):
+    model, x, model_path, x_path = saved(tmp_path)
+    maps = str(tmp_path / "r.npy")
+    args = [model_path, x_path, *extra, "--target", "1", "--no-normalize"]
+    assert cli.main([*args, "--out", str(tmp_path / "r.png"), "--maps", maps]) == 0
+    expected = call(model, x)
+    assert np.abs(expected).max() > 0
+    np.testing.assert_allclose(np.load(maps), expected, rtol=1e-5, atol=1e-7)
+
+
 def saved(tmp_path, count=2):
     model = models.randomize(models.functional(), seed=4)
     model.save(tmp_path / "m.keras")
@@ -98,6 +123,11 @@ def run_cli(argv, capsys):
         ),
         (["--method", "saliency", "--layer", "conv2"], "--layer does not apply"),
         (["--method", "occlusion", "--steps", "3"], "--steps does not apply"),
+        (["--method", "deeplift", "--gamma", "1"], "--gamma does not apply"),
+        (
+            ["--method", "lrp", "--epsilon", "-1"],
+            r"--epsilon must be .*Received: --epsilon -1",
+        ),
         (
             ["--method", "attention_rollout", "--target", "1"],
             r"--target does not apply to --method attention_rollout.*--target 1$",

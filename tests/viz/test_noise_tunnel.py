@@ -15,6 +15,8 @@ METHODS = {
     "guided": {"modifier": "guided"},
     "gradient_x_input": {},
     "integrated_gradients": {"steps": 4},
+    "lrp": {"composite": "epsilon_alpha2_beta1"},
+    "deeplift": {"baseline": 0.2},
 }
 
 
