@@ -20,6 +20,14 @@ rollout against the bare forward pass. Two more rows say what reading the
 attention costs by itself: the bare passes with the attention computed
 explicitly, as the rollouts need it, against the fused ones.
 
+LRP (the default composite, and the gamma-box one, which evaluates each
+convolution five times) and DeepLIFT (one forward pass of the inputs and
+their baselines together) are timed against the bare forward and backward
+pass. zennit, where it can be imported, runs LRP with the same composite
+on a PyTorch rebuild of the same CNN and weights in the same process (its
+context entered once, outside the timing); the row gives zennit's time
+divided by ours.
+
 Where tf-keras-vis or tf-explain can be imported (TensorFlow only), their
 saliency, SmoothGrad, Grad-CAM and occlusion are timed against the same
 limits, each called as its documentation shows. Neither is a dependency of
@@ -58,7 +66,9 @@ ONEDNN = {"on": "1", "off": "0"}
 if argument(sys.argv[1:], "onednn") in ONEDNN:
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = ONEDNN[argument(sys.argv[1:], "onednn")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+sys.path.insert(1, str(ROOT))  # tests/viz/torch_rebuild.py: zennit's import
 
 import keras  # noqa: E402
 import mnist_cnn  # noqa: E402
@@ -139,6 +149,71 @@ def speed_limits(model):
             return model(torch.tensor(x), training=False).numpy()
 
     return forward_backward, forward
+
+
+def zennit_lrp(model, x, classes):
+    """zennit's EpsilonPlusFlat on a PyTorch rebuild of the MNIST CNN (ReLU)
+    with the same weights: ({"zennit lrp": call}, exit), or ({}, no-op)
+    where zennit cannot run. The composite's context is entered here, once,
+    and `exit` leaves it."""
+    try:
+        import torch
+
+        from tests.viz.torch_rebuild import import_zennit
+
+        zennit = import_zennit()
+    except ImportError as error:
+        print(f"zennit not timed: {error}")
+        return {}, lambda: None
+    if model.get_layer("act1").__class__ is not keras.layers.ReLU:
+        print("zennit not timed: the rebuild is of the ReLU CNN")
+        return {}, lambda: None
+    from torch import nn
+
+    def weights(name):
+        return [
+            torch.tensor(np.asarray(w)) for w in model.get_layer(name).get_weights()
+        ]
+
+    def conv(name):
+        kernel, bias = weights(name)
+        layer = nn.Conv2d(kernel.shape[2], kernel.shape[3], 3, padding=1)
+        layer.weight.data = kernel.permute(3, 2, 0, 1).contiguous()
+        layer.bias.data = bias
+        return layer
+
+    class KerasFlatten(nn.Module):  # NCHW -> Keras's NHWC order
+        def forward(self, x):
+            return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+
+    kernel, bias = weights("classifier")
+    head = nn.Linear(*kernel.shape)
+    head.weight.data, head.bias.data = kernel.T.contiguous(), bias
+    net = nn.Sequential(
+        conv("conv1"), nn.ReLU(), nn.MaxPool2d(2),
+        conv("conv2"), nn.ReLU(), nn.MaxPool2d(2),
+        KerasFlatten(), head,
+    ).eval()  # fmt: skip
+    composite = zennit.composites.EpsilonPlusFlat()
+    context = composite.context(net)
+    modified = context.__enter__()
+    x_torch = torch.tensor(np.transpose(x, (0, 3, 1, 2)))
+    rows = torch.arange(len(x))
+
+    def run():
+        inputs = x_torch.clone().requires_grad_()
+        out = modified(inputs)
+        start = torch.zeros_like(out)
+        start[rows, classes] = out[rows, classes].detach()
+        (relevance,) = torch.autograd.grad(out, inputs, start)
+        return relevance.numpy()
+
+    # The same work: the same maps, to float32 rounding.
+    theirs = run().sum(axis=1)
+    ours = viz.lrp(model, x, classes, normalize=False)
+    gap = np.abs(theirs - ours).max() / np.abs(theirs).max()
+    print(f"zennit LRP against ours: largest difference {gap:.1e} of the largest")
+    return {"zennit lrp": run}, lambda: context.__exit__(None, None, None)
 
 
 def peer_cases(model, x, classes):
@@ -235,13 +310,23 @@ def main():
         "hires_cam": lambda: viz.hires_cam(model, x),
         "layer_cam": lambda: viz.layer_cam(model, x),
         "score_cam": lambda: viz.score_cam(model, x),
+        "lrp": lambda: viz.lrp(model, x),
+        "lrp gamma box": lambda: viz.lrp(
+            model, x, composite="epsilon_gamma_box", low=0.0, high=1.0
+        ),
+        "deeplift": lambda: viz.deeplift(model, x),
         "deletion": lambda: viz.metrics.deletion(model, x, maps, steps=STEPS),
         "insertion": lambda: viz.metrics.insertion(model, x, maps, steps=STEPS),
         "naive occlusion (4 of 49)": naive_occlusion,
     }
     classes = np.argmax(forward(x), axis=1)
     cases.update(peer_cases(model, x, classes))
-    t = measure(cases, rounds, repeats)
+    zennit_case, zennit_exit = zennit_lrp(model, x, classes)
+    cases.update(zennit_case)
+    try:
+        t = measure(cases, rounds, repeats)
+    finally:
+        zennit_exit()
 
     print(
         f"keras {keras.__version__}, backend {keras.config.backend()}, "
@@ -274,6 +359,13 @@ def main():
             ratio(channels * t["limit fwd"], t["score_cam"]),
             ">= 0.8",
         ),
+        ("LRP (epsilon_plus_flat)", ratio(t["limit fwd+bwd"], t["lrp"]), ">= 0.8"),
+        (
+            "LRP (epsilon_gamma_box)",
+            ratio(t["limit fwd+bwd"], t["lrp gamma box"]),
+            ">= 0.8",
+        ),
+        ("DeepLIFT", ratio(t["limit fwd+bwd"], t["deeplift"]), ">= 0.8"),
         (
             f"deletion ({STEPS} steps)",
             ratio((STEPS + 1) * t["limit fwd"], t["deletion"]),
@@ -307,6 +399,8 @@ def main():
         rows.append(
             ("tf-explain occlusion", ratio(positions * t["limit fwd"], scaled), "")
         )
+    if "zennit lrp" in t:
+        rows.append(("zennit LRP / ours", ratio(t["lrp"], t["zennit lrp"]), ""))
     for name, value, goal in rows:
         print(f"{name:28s} {value:20.2f}   {goal}")
     print()

@@ -187,12 +187,13 @@ def _with_parts(run, method):
     return _RelevanceRequest(**vars(run), lrp_parts=parts)
 
 
-def _deeplift_function(run, copies):
+def _deeplift_function(run, copies, shared):
     """The compiled DeepLIFT maps of a chunk, averaged over `copies`
-    baselines per input, and each input's gap."""
+    baselines per input, and each input's gap. `shared`: one baseline for
+    every input, given as one row."""
     plan, score_fn = run.plan, run.targets.score_fn
     layout = plan.layout
-    patches = _relevance.deeplift_patches(run.lrp_parts)
+    patches = _relevance.deeplift_patches(run.lrp_parts, shared)
 
     def build(model):
         def fn(xs, bases, targets):
@@ -207,8 +208,13 @@ def _deeplift_function(run, copies):
                     for x, b in zip(xs_rep, bases, strict=True)
                 ]
                 outputs = plan.forward(model, both)
+                if shared:
+                    last = keras.ops.take(targets, [0])
+                    both_targets = keras.ops.concatenate([targets, last])
+                else:
+                    both_targets = keras.ops.tile(targets, [2])
+                scores = _scores.score(outputs, both_targets, score_fn)
                 count = keras.ops.shape(targets)[0]
-                scores = _scores.score(outputs, keras.ops.tile(targets, [2]), score_fn)
                 return scores[:count], scores[count:]
 
             with plan.logits_applied(), _relevance.patched(patches):
@@ -233,7 +239,7 @@ def _deeplift_function(run, copies):
 
         return fn
 
-    key = ("deeplift", layout, plan.logits, run.targets.key, copies)
+    key = ("deeplift", layout, plan.logits, run.targets.key, copies, shared)
     return _backend.compiled(run.model, key, build)
 
 
@@ -386,15 +392,23 @@ def _deeplift(model, inputs, target, *, baselines, copies, method, **shared):
     run = _request.request(model, inputs, target, input_gradients=True, **shared)
     run = _with_parts(run, method)
     layout = run.layout
+    shared = False
     if copies is None:
         _, first = next(run.data.batches(1))
         references = _references(baselines, layout, first)
         copies = len(references[0])
-    fn = _deeplift_function(run, copies)
+    else:
+        items = _inputs.per_input(baselines, "baseline", layout)
+        shared = all(
+            np.ndim(item) < rank for item, rank in zip(items, layout.ranks, strict=True)
+        )
+    fn = _deeplift_function(run, copies, shared)
 
     def compute(start, xs):
         if method == "deeplift":
             bases = _inputs.baselines(baselines, layout, xs, start)
+            if shared:  # one row, the same for every input
+                bases = [b[:1] for b in bases]
         else:
             # Input j's copies are rows j * copies ... of the repeated batch.
             bases = [

@@ -563,15 +563,21 @@ def _lrp_linear(part, original, composite, params):
     rules = composite.rules(part, len(stages(part.layer)))
 
     def call(*args, **kwargs):
-        y = original(*args, **kwargs)
         # Read in the computation, so that the weights are the current ones.
         layer_stages = stages(part.layer)
         if part.merged is not None:
             layer_stages[-1] = layer_stages[-1].merged(part.merged)
         value = _first_input(args, kwargs)
         for stage, rule in zip(layer_stages, rules, strict=True):
-            value = _spliced(*rule(stage, value, **params))
-        # Its activation, if any, passes the relevance through.
+            z, h = rule(stage, value, **params)
+            value = _spliced(z, h)
+        if part.merged is None:
+            # The layer's output from the rule's own z, not computed again;
+            # its activation, if any, passes the relevance through.
+            activation = getattr(part.layer, "activation", None)
+            y = z if activation is None else activation(z)
+        else:
+            y = original(*args, **kwargs)  # the batch norm after it needs it
         return _spliced(y, value)
 
     return call
@@ -628,13 +634,14 @@ def lrp_patches(found_parts, composite, params):
 
 
 # ---------------------------------------------------------------- DeepLIFT
-# The model runs on [inputs; baselines]; only the inputs' half is
-# differentiated, as the baselines' half of Captum's gives the same
-# multipliers.
+# The model runs on [inputs; baselines]; only the inputs' part is
+# differentiated, as the baselines' part of Captum's gives the same
+# multipliers. One baseline shared by every input is one row, broadcast.
 
 
-def _halves(t):
-    return ops.split(t, 2, axis=0)
+def _parts_of(t, shared):
+    """(inputs' rows, baselines' rows) of a batch [inputs; baselines]."""
+    return (t[:-1], t[-1:]) if shared else ops.split(t, 2, axis=0)
 
 
 def _inverse_or_zero(delta):
@@ -647,15 +654,15 @@ def _only_where(x, mask):
     return _stop(x) + (x - _stop(x)) * ops.cast(mask, x.dtype)
 
 
-def _rescale(value_fn, grad_fn):
+def _rescale(value_fn, grad_fn, shared):
     """An elementwise `value_fn` under the rescale rule: the multiplier
     `(y - y0) / (x - x0)`, and the gradient of `grad_fn` (the same function,
     APReLU's with its slopes held) where `x` and `x0` are too close."""
 
     def call(*args, **kwargs):
         y = value_fn(*args, **kwargs)
-        x, x0 = _halves(_first_input(args, kwargs))
-        y_x, y_0 = _halves(y)
+        x, x0 = _parts_of(_first_input(args, kwargs), shared)
+        y_x, y_0 = _parts_of(y, shared)
         inverse, small = _inverse_or_zero(x - x0)
         args2, kwargs2 = _with_first_input(args, kwargs, _only_where(x, small))
         h = (x - _stop(x)) * _stop((y_x - y_0) * inverse) + grad_fn(*args2, **kwargs2)
@@ -664,15 +671,15 @@ def _rescale(value_fn, grad_fn):
     return call
 
 
-def _cross_max(original):
+def _cross_max(original, shared):
     """A max layer under Captum's max-pooling rule: the output's change is
     split between the winners of the input and of the baseline by the
     cross maximum, and divided by the change of each input."""
 
     def call(*args, **kwargs):
         y = original(*args, **kwargs)
-        x, x0 = _halves(_first_input(args, kwargs))
-        y_x, y_0 = _halves(y)
+        x, x0 = _parts_of(_first_input(args, kwargs), shared)
+        y_x, y_0 = _parts_of(y, shared)
         top = ops.maximum(y_x, y_0)
         inverse, small = _inverse_or_zero(x - x0)
         scaled = _stop(x) + (x - _stop(x)) * _stop(inverse)
@@ -691,25 +698,27 @@ def _cross_max(original):
     return call
 
 
-def deeplift_patches(found_parts):
+def deeplift_patches(found_parts, shared):
     """(layer, attribute, replacement) of every layer that DeepLIFT
-    changes: the nonlinear ones."""
+    changes: the nonlinear ones. `shared`: the batch holds one baseline
+    row, after the inputs, instead of one per input."""
     patches = []
     for part in found_parts:
         layer, original = part.layer, part.layer.call
         if part.kind == "max":
-            patches.append((layer, "call", _cross_max(original)))
+            patches.append((layer, "call", _cross_max(original, shared)))
         elif part.kind == "elementwise":
             found = _registry.lookup(part.path, layer)
             if found is not None and found.attribute == "activation":
                 fn = layer.activation
-                patches.append((layer, "activation", _rescale(fn, fn)))
+                patches.append((layer, "activation", _rescale(fn, fn, shared)))
                 continue
             held = found.entry.forward(layer) if found and found.entry.forward else None
-            patches.append((layer, "call", _rescale(original, held or original)))
+            rule = _rescale(original, held or original, shared)
+            patches.append((layer, "call", rule))
         if part.activation is not None:
             fn = layer.activation
-            patches.append((layer, "activation", _rescale(fn, fn)))
+            patches.append((layer, "activation", _rescale(fn, fn, shared)))
     return patches
 
 
