@@ -609,3 +609,26 @@ def test_attribution_maps_of_a_vit_on_its_token_grid(tmp_path):
         want = plotting.overlay_images(x[:1], expected)[0]
         scale = got.shape[0] // 16
         np.testing.assert_allclose(got[::scale, ::scale], want, atol=1 / 255 + 1e-6)
+
+
+def test_attribution_maps_log_lrp_and_deeplift(tmp_path):
+    x, y = data()
+    model = compiled(functional())
+    maps = callbacks.AttributionMaps(
+        x[:2], tmp_path, methods=("lrp", "deeplift"), composite="epsilon"
+    )
+    assert maps._kwargs == {"lrp": {"composite": "epsilon"}, "deeplift": {}}
+    record = []
+
+    class Keep(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            record.append(viz.lrp(self.model, x[:2], composite="epsilon"))
+
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[maps, Keep()])
+    assert np.abs(record[0]).max() > 0
+    reader = events(tmp_path)
+    png = make_ndarray(reader.Tensors("lrp")[0].tensor_proto)[2]
+    got = np.asarray(Image.open(io.BytesIO(png)), "float32") / 255
+    want = plotting.overlay_images(x[:1], record[0][:1])[0]
+    np.testing.assert_allclose(got[::16, ::16], want, atol=1 / 255)
+    assert [i.step for i in reader.Tensors("deeplift")] == [0]
