@@ -4,8 +4,6 @@ What each layer does under them is `_relevance`'s; this module runs them
 as map methods.
 """
 
-import dataclasses
-
 import keras
 import numpy as np
 
@@ -45,12 +43,10 @@ def _bound(value, name):
     return array, (array.shape, array.tobytes())
 
 
-def _lrp_function(run, composite, params, key):
+def _lrp_function(run, parts, composite, params, key):
     plan, score_fn = run.plan, run.targets.score_fn
     layout = plan.layout
-    patches = _relevance.lrp_patches(
-        run.lrp_parts, _relevance.COMPOSITES[composite], params
-    )
+    patches = _relevance.lrp_patches(parts, _relevance.COMPOSITES[composite], params)
 
     def build(model):
         def fn(xs, targets):
@@ -163,10 +159,10 @@ def lrp(
         batch_size=batch_size,
         input_gradients=True,
     )
-    run = _with_parts(run, "lrp")
+    parts = _parts(run, "lrp")
     params = {"epsilon": epsilon, "gamma": gamma, "low": low, "high": high}
     key = (composite, epsilon, gamma, low_key, high_key, run.targets.key)
-    fn = _lrp_function(run, composite, params, key)
+    fn = _lrp_function(run, parts, composite, params, key)
 
     def compute(start, xs):
         return fn(xs, run.targets.slice(start, start + len(xs[0])))
@@ -177,23 +173,13 @@ def lrp(
     )
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class _RelevanceRequest(_request.Request):
-    lrp_parts: tuple = ()
-
-
-def _with_parts(run, method):
-    parts = _parts(run, method)
-    return _RelevanceRequest(**vars(run), lrp_parts=parts)
-
-
-def _deeplift_function(run, copies, shared):
+def _deeplift_function(run, parts, copies, shared):
     """The compiled DeepLIFT maps of a chunk, averaged over `copies`
     baselines per input, and each input's gap. `shared`: one baseline for
     every input, given as one row."""
     plan, score_fn = run.plan, run.targets.score_fn
     layout = plan.layout
-    patches = _relevance.deeplift_patches(run.lrp_parts, shared)
+    patches = _relevance.deeplift_patches(parts, shared)
 
     def build(model):
         def fn(xs, bases, targets):
@@ -390,7 +376,7 @@ def _references(baselines, layout, xs):
 def _deeplift(model, inputs, target, *, baselines, copies, method, **shared):
     return_gap = _args.check_bool(shared.pop("return_gap"), "return_gap")
     run = _request.request(model, inputs, target, input_gradients=True, **shared)
-    run = _with_parts(run, method)
+    parts = _parts(run, method)
     layout = run.layout
     shared = False
     if copies is None:
@@ -402,7 +388,7 @@ def _deeplift(model, inputs, target, *, baselines, copies, method, **shared):
         shared = all(
             np.ndim(item) < rank for item, rank in zip(items, layout.ranks, strict=True)
         )
-    fn = _deeplift_function(run, copies, shared)
+    fn = _deeplift_function(run, parts, copies, shared)
 
     def compute(start, xs):
         if method == "deeplift":

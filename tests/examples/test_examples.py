@@ -86,6 +86,7 @@ def _figures_per_cell(notebook):
         "05_authors_recipe.ipynb",
         "06_why_aprelu_trails.ipynb",
         "07_transformers.ipynb",
+        "08_lrp_and_deeplift.ipynb",
     ],
 )
 def test_notebook_runs_in_fast_mode(name, monkeypatch):
