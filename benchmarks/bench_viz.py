@@ -43,6 +43,7 @@ they are rougher than the ratios to the limits.
     python benchmarks/bench_viz.py --backend all      # every backend
     python benchmarks/bench_viz.py --quick            # a smoke run
     python benchmarks/bench_viz.py --onednn both      # TensorFlow, oneDNN on, off
+    python benchmarks/bench_viz.py --cnn-only         # without ResNet50 and ViT
 """
 
 import argparse
@@ -269,6 +270,11 @@ def main():
         "--json", action="store_true", help="print the median times as JSON, last"
     )
     parser.add_argument(
+        "--cnn-only",
+        action="store_true",
+        help="only the MNIST CNN's rows (no ResNet50, no ViT)",
+    )
+    parser.add_argument(
         "--onednn",
         choices=("on", "off", "both"),
         help="TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS); both: "
@@ -404,6 +410,10 @@ def main():
         rows.append(("zennit LRP time / ours", ratio(t["zennit lrp"], t["lrp"]), ""))
     for name, value, goal in rows:
         print(f"{name:28s} {value:20.2f}   {goal}")
+    if args.cnn_only:
+        if args.json:
+            print(json.dumps({name: float(np.median(v)) for name, v in t.items()}))
+        return
     print()
     print(
         f"ResNet50 (random weights), {RESNET_SIZE}x{RESNET_SIZE}x3, "
@@ -486,6 +496,7 @@ def compare_backends(args):
         command += ["--activation", args.activation] + (
             ["--quick"] if args.quick else []
         )
+        command += ["--cnn-only"] if args.cnn_only else []
         out = subprocess.run(command, capture_output=True, text=True, check=True)
         lines = out.stdout.strip().splitlines()
         print("\n".join(lines[:-1]), end="\n\n")
