@@ -177,6 +177,8 @@ def kind_of(path, layer, squasher=None):
     if found is not None and squasher is not None and found.layer is squasher.layer:
         return (kind or "route"), None
     if found is None:
+        if kind is None and isinstance(layer, keras.layers.Activation):
+            return "route", None  # Activation("linear"): the identity
         return kind, None
     if found.attribute == "call":  # an activation layer, by its type
         return (kind or found.entry.form), None

@@ -152,8 +152,11 @@ def test_epsilon_lrp_conserves_relevance_without_biases():
 
 
 def test_lrp_on_a_dense_layer_by_hand():
-    """One Dense layer: relevance = x * w[:, t] * z_t / (z_t + eps sign z_t)."""
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    """One Dense layer: relevance = x * w[:, t] * z_t / (z_t + eps sign z_t).
+    (The linear Activation after it is the identity.)"""
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(2), keras.layers.Activation("linear")]
+    )
     kernel = np.array([[1, -2], [0.5, 1], [-1, 3], [2, 0]], "float32")
     bias = np.array([0.25, -0.5], "float32")
     model.layers[0].set_weights([kernel, bias])
