@@ -243,7 +243,13 @@ _DEEPLIFT_RULES = """
     bypassed (the score is the logit).
 
     The attributions of an input sum to `F(x) - F(x0)` (summation to
-    delta), up to float error."""
+    delta), up to float error, with one exception by design: where
+    APReLU's input is the same for `x` and `x0` but its slope is not (the
+    slopes of an image and of a black baseline differ), the change the
+    slope makes is not attributed, since the slope is not explained.
+    `return_gap` measures it; a baseline that differs from the input
+    everywhere (a gray image rather than a black one, on MNIST) avoids
+    it."""
 
 
 @_docs.shared_args(*_docs.METHOD_ARGS)
