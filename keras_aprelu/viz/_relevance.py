@@ -15,8 +15,7 @@ where `h` is linear in `x`, with coefficients held by `stop_gradient`.
   relevance of a layer's output to that of its input. A linear layer's
   rule is zennit's "modified gradient": terms `a_k * W_k^T (R / z)`, each
   with its own inputs `a_k` (x, its positive or negative part, ones, the
-  box bounds) and weights `W_k`; `h` is the sum of `W_k (stop(a_k) * x)`
-  scaled by `stop(1 / z)`.
+  box bounds) and weights `W_k` (`carried`, below).
 - DeepLIFT: what flows back is the multiplier, as in Captum: the model runs
   on the inputs and the baselines in one batch (inputs first), the linear
   layers keep their gradient, and every nonlinear one has its
@@ -320,12 +319,6 @@ class Stage:
         b = self.bias if bias is None else bias(self.bias)
         return z + _along(b, self.axis, len(z.shape))
 
-    def term(self, x, a, weight, scale):
-        """A term of `h`: its gradient with respect to `x` is
-        `a * W^T (g * scale)`, the kernel `W` modified by `weight`."""
-        kernel = self.kernel if weight is None else weight(self.kernel)
-        return self.apply(_stop(a) * x, kernel) * _stop(scale)
-
     def merged(self, batch_norm):
         """This stage with `batch_norm` (in inference mode) folded in."""
         scale, shift = _batch_norm_affine(batch_norm)
@@ -423,12 +416,32 @@ def _stages(layer):
 
 # ---------------------------------------------------------------- LRP's rules
 # Each is zennit 0.5.1's rule of the same name: `rule(stage, x, **params)`
-# returns the stage's output on `x` and `h`.
+# returns the stage's output on `x` and `h`. zennit's rules are sums of
+# terms `a * W^T (R / z)`, each with its own inputs `a` (x, its positive or
+# negative part, ones, the box's bounds) and weights `W`. A term's input is
+# `carried(a, x)`: the value `a`, with the gradient of `x` scaled by `a`. The
+# output `W carried(a, x) + b` is then both the term's share of the
+# denominator `z` and, scaled by `stop(1 / z)`, its part of `h`: each
+# convolution runs once forward and once backward.
+
+
+def carried(a, x):
+    """`a`, whose gradient flows to `x` multiplied by `a`."""
+    return _stop(a) + (x - _stop(x)) * _stop(a)
 
 
 def stabilized(z, epsilon):
     """zennit's stabilizer: `z + epsilon * sign(z)`, with sign(0) = 1."""
     return z + epsilon * ops.where(z >= 0, 1.0, -1.0)
+
+
+def _shared_out(z, epsilon=STABILIZER, where=None):
+    """`h` of terms whose outputs sum to `z`: `z * stop(1 / stab(z))`, only
+    where `where` holds (all of it if None)."""
+    scale = 1.0 / stabilized(z, epsilon)
+    if where is not None:
+        scale = ops.cast(where, z.dtype) * scale
+    return z * _stop(scale)
 
 
 def _pos(w):
@@ -448,28 +461,24 @@ def _ones(w):
 
 
 def epsilon_rule(stage, x, *, epsilon, **_):
-    z = stage.out(x)
-    return z, stage.term(x, x, None, 1.0 / stabilized(z, epsilon))
+    z = stage.out(carried(x, x))  # the output itself
+    return z, _shared_out(z, epsilon)
 
 
 def zplus_rule(stage, x, **_):
-    xp, xn = _pos(x), _neg(x)
-    s = 1.0 / stabilized(
-        stage.out(xp, _pos, _pos) + stage.out(xn, _neg, _zero), STABILIZER
+    positive = stage.out(carried(_pos(x), x), _pos, _pos) + stage.out(
+        carried(_neg(x), x), _neg, _zero
     )
-    return stage.out(x), stage.term(x, xp, _pos, s) + stage.term(x, xn, _neg, s)
+    return stage.out(x), _shared_out(positive)
 
 
 def alpha2_beta1_rule(stage, x, **_):
     alpha, beta = 2.0, 1.0
-    xp, xn = _pos(x), _neg(x)
-    zp = stage.out(xp, _pos, _pos) + stage.out(xn, _neg, _zero)
-    zn = stage.out(xp, _neg, _neg) + stage.out(xn, _pos, _zero)
-    sp = 1.0 / stabilized(zp, STABILIZER)
-    sn = 1.0 / stabilized(zn, STABILIZER)
-    positive = stage.term(x, xp, _pos, sp) + stage.term(x, xn, _neg, sp)
-    negative = stage.term(x, xp, _neg, sn) + stage.term(x, xn, _pos, sn)
-    return stage.out(x), alpha * positive - beta * negative
+    xp, xn = carried(_pos(x), x), carried(_neg(x), x)
+    positive = stage.out(xp, _pos, _pos) + stage.out(xn, _neg, _zero)
+    negative = stage.out(xp, _neg, _neg) + stage.out(xn, _pos, _zero)
+    h = alpha * _shared_out(positive) - beta * _shared_out(negative)
+    return stage.out(x), h
 
 
 def gamma_rule(stage, x, *, gamma, **_):
@@ -479,18 +488,11 @@ def gamma_rule(stage, x, *, gamma, **_):
     def down(w):
         return w + gamma * _neg(w)
 
-    xp, xn = _pos(x), _neg(x)
+    xp, xn = carried(_pos(x), x), carried(_neg(x), x)
     z = stage.out(x)
-    zp = stage.out(xp, up, up) + stage.out(xn, down, _zero)
-    zn = stage.out(xp, down, down) + stage.out(xn, up, _zero)
-    sp = ops.cast(z > 0, z.dtype) / stabilized(zp, STABILIZER)
-    sn = ops.cast(z < 0, z.dtype) / stabilized(zn, STABILIZER)
-    h = (
-        stage.term(x, xp, up, sp)
-        + stage.term(x, xn, down, sp)
-        + stage.term(x, xp, down, sn)
-        + stage.term(x, xn, up, sn)
-    )
+    positive = stage.out(xp, up, up) + stage.out(xn, down, _zero)
+    negative = stage.out(xp, down, down) + stage.out(xn, up, _zero)
+    h = _shared_out(positive, where=z > 0) + _shared_out(negative, where=z < 0)
     return z, h
 
 
@@ -503,22 +505,18 @@ def _bound(value, x, reduce):
 def zbox_rule(stage, x, *, low, high, **_):
     low = ops.broadcast_to(_bound(low, x, ops.min), ops.shape(x))
     high = ops.broadcast_to(_bound(high, x, ops.max), ops.shape(x))
-    z = stage.out(x)
-    s = 1.0 / stabilized(
-        z - stage.out(low, _pos, _pos) - stage.out(high, _neg, _neg), STABILIZER
+    z = stage.out(carried(x, x))  # the output itself
+    box = (
+        z
+        - stage.out(carried(low, x), _pos, _pos)
+        - stage.out(carried(high, x), _neg, _neg)
     )
-    h = (
-        stage.term(x, x, None, s)
-        - stage.term(x, low, _pos, s)
-        - stage.term(x, high, _neg, s)
-    )
-    return z, h
+    return z, _shared_out(box)
 
 
 def flat_rule(stage, x, **_):
-    ones = ops.ones_like(x)
-    s = 1.0 / stabilized(stage.out(ones, _ones, _zero), STABILIZER)
-    return stage.out(x), stage.term(x, ones, _ones, s)
+    flat = stage.out(carried(ops.ones_like(x), x), _ones, _zero)
+    return stage.out(x), _shared_out(flat)
 
 
 @dataclasses.dataclass(frozen=True)
