@@ -194,14 +194,15 @@ def _deeplift_function(run, parts, copies, shared):
                     for x, b in zip(xs_rep, bases, strict=True)
                 ]
                 outputs = plan.forward(model, both)
-                if shared:
-                    last = keras.ops.take(targets, [0])
-                    both_targets = keras.ops.concatenate([targets, last])
-                else:
-                    both_targets = keras.ops.tile(targets, [2])
-                scores = _scores.score(outputs, both_targets, score_fn)
                 count = keras.ops.shape(targets)[0]
-                return scores[:count], scores[count:]
+                own = keras.tree.map_structure(lambda o: o[:count], outputs)
+                base = keras.tree.map_structure(lambda o: o[count:], outputs)
+                if shared:  # the one baseline row, for every input's target
+                    base = keras.tree.map_structure(
+                        lambda o: keras.ops.repeat(o, count, axis=0), base
+                    )
+                scores = _scores.score(own, targets, score_fn)
+                return scores, _scores.score(base, targets, score_fn)
 
             with plan.logits_applied(), _relevance.patched(patches):
                 scores, base_scores, grads, _ = _backend.grad(scored, xs_rep)

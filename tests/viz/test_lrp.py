@@ -325,12 +325,22 @@ def test_a_shared_baseline_gives_what_a_baseline_per_input_gives():
     model = _deeplift_model()
     x = np.random.default_rng(10).normal(size=(3, 8, 8, 2)).astype("float32")
     base = np.random.default_rng(11).normal(size=(8, 8, 2)).astype("float32")
-    shared = viz.deeplift(model, x, 0, baseline=base, normalize=False)
-    each = viz.deeplift(
-        model, x, 0, baseline=np.repeat(base[None], 3, axis=0), normalize=False
+    targets = [0, 2, 1]  # each input its own class, the baseline's too
+    shared, gap = viz.deeplift(
+        model, x, targets, baseline=base, normalize=False, return_gap=True
+    )
+    each, each_gap = viz.deeplift(
+        model,
+        x,
+        targets,
+        baseline=np.repeat(base[None], 3, axis=0),
+        normalize=False,
+        return_gap=True,
     )
     assert np.abs(shared).max() > 1e-3
     np.testing.assert_allclose(shared, each, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gap, each_gap, atol=1e-5)
+    assert np.abs(gap).max() < 1e-4
 
 
 def _fold(kernel, bias, bn, depthwise=False):
