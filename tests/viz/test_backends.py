@@ -60,6 +60,9 @@ def every_method(model, x):
         ),
         "deletion": metrics.deletion(model, x, viz.saliency(model, x, 1), 1, steps=4),
         "insertion": metrics.insertion(model, x, viz.saliency(model, x, 1), 1, steps=4),
+        "road": metrics.road(
+            model, x, viz.saliency(model, x, 1), 1, percentiles=(30, 70), seed=4
+        ),
         "slopes": viz.aprelu_slopes(model, x)["act1"],
         "dead_units": np.array(list(viz.dead_units(model, x).values())),
         "feature_maps": viz.feature_maps(model, x, "act2"),
