@@ -634,14 +634,23 @@ def lrp_patches(found_parts, composite, params):
 
 
 # ---------------------------------------------------------------- DeepLIFT
-# The model runs on [inputs; baselines]; only the inputs' part is
-# differentiated, as the baselines' part of Captum's gives the same
+# The model runs on [inputs; baselines]; only the inputs' rows are
+# differentiated, as the baselines' rows of Captum's give the same
 # multipliers. One baseline shared by every input is one row, broadcast.
+# With one shared baseline row, a rule works on the whole batch, each row
+# against that row (the row against itself too, which nothing uses);
+# otherwise on the inputs' half against the baselines' half.
 
 
-def _parts_of(t, shared):
-    """(inputs' rows, baselines' rows) of a batch [inputs; baselines]."""
-    return (t[:-1], t[-1:]) if shared else ops.split(t, 2, axis=0)
+def _halves(x, y, shared):
+    """(x, x0, y, y0, join): the rows a rule explains and their baselines,
+    of the layer's input `x` and output `y`; `join(out)` puts the layer's
+    output back together from the explained rows' `out`."""
+    if shared:
+        return x, x[-1:], y, y[-1:], lambda out: out
+    x, x0 = ops.split(x, 2, axis=0)
+    y, y0 = ops.split(y, 2, axis=0)
+    return x, x0, y, y0, lambda out: ops.concatenate([out, _stop(y0)], axis=0)
 
 
 def _inverse_or_zero(delta):
@@ -660,13 +669,13 @@ def _rescale(value_fn, grad_fn, shared):
     APReLU's with its slopes held) where `x` and `x0` are too close."""
 
     def call(*args, **kwargs):
-        y = value_fn(*args, **kwargs)
-        x, x0 = _parts_of(_first_input(args, kwargs), shared)
-        y_x, y_0 = _parts_of(y, shared)
+        x, x0, y, y0, join = _halves(
+            _first_input(args, kwargs), value_fn(*args, **kwargs), shared
+        )
         inverse, small = _inverse_or_zero(x - x0)
         args2, kwargs2 = _with_first_input(args, kwargs, _only_where(x, small))
-        h = (x - _stop(x)) * _stop((y_x - y_0) * inverse) + grad_fn(*args2, **kwargs2)
-        return ops.concatenate([_spliced(y_x, h), _stop(y_0)], axis=0)
+        h = (x - _stop(x)) * _stop((y - y0) * inverse) + grad_fn(*args2, **kwargs2)
+        return join(_spliced(y, h))
 
     return call
 
@@ -677,10 +686,10 @@ def _cross_max(original, shared):
     cross maximum, and divided by the change of each input."""
 
     def call(*args, **kwargs):
-        y = original(*args, **kwargs)
-        x, x0 = _parts_of(_first_input(args, kwargs), shared)
-        y_x, y_0 = _parts_of(y, shared)
-        top = ops.maximum(y_x, y_0)
+        x, x0, y, y0, join = _halves(
+            _first_input(args, kwargs), original(*args, **kwargs), shared
+        )
+        top = ops.maximum(y, y0)
         inverse, small = _inverse_or_zero(x - x0)
         scaled = _stop(x) + (x - _stop(x)) * _stop(inverse)
         at_base = _stop(x0) + (scaled - _stop(scaled))  # x0, exactly
@@ -689,11 +698,11 @@ def _cross_max(original, shared):
             return original(*_with_first_input(args, kwargs, value)[0])
 
         h = (
-            f(scaled) * _stop(top - y_0)
-            + f(at_base) * _stop(y_x - top)
+            f(scaled) * _stop(top - y0)
+            + f(at_base) * _stop(y - top)
             + f(_only_where(x, small))
         )
-        return ops.concatenate([_spliced(y_x, h), _stop(y_0)], axis=0)
+        return join(_spliced(y, h))
 
     return call
 
