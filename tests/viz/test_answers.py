@@ -108,8 +108,9 @@ ERRORS = {
     },
     ("image_and_vector", "score_cam"): "must be one array",
     **{("bert", m): "as integers" for m in GRADIENT + RULED},
+    # (The backbone's name depends on how many were built before.)
     **{
-        ("vit", m): "no rule for the layer 'vi_t_backbone/vit_patching_and_embedding'"
+        ("vit", m): "vit_patching_and_embedding', a ViTPatchingAndEmbedding"
         for m in RULED
     },
     **{("embedding", m): "no rule for the layer 'embedding" for m in RULED},
