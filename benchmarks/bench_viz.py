@@ -161,6 +161,7 @@ def zennit_lrp(model, x, classes):
         import torch
 
         from tests.viz.torch_rebuild import import_zennit
+        from tests.viz.torch_rebuild import torch_layer
 
         zennit = import_zennit()
     except ImportError as error:
@@ -171,29 +172,14 @@ def zennit_lrp(model, x, classes):
         return {}, lambda: None
     from torch import nn
 
-    def weights(name):
-        return [
-            torch.tensor(np.asarray(w)) for w in model.get_layer(name).get_weights()
-        ]
-
-    def conv(name):
-        kernel, bias = weights(name)
-        layer = nn.Conv2d(kernel.shape[2], kernel.shape[3], 3, padding=1)
-        layer.weight.data = kernel.permute(3, 2, 0, 1).contiguous()
-        layer.bias.data = bias
-        return layer
-
     class KerasFlatten(nn.Module):  # NCHW -> Keras's NHWC order
         def forward(self, x):
             return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
 
-    kernel, bias = weights("classifier")
-    head = nn.Linear(*kernel.shape)
-    head.weight.data, head.bias.data = kernel.T.contiguous(), bias
     net = nn.Sequential(
-        conv("conv1"), nn.ReLU(), nn.MaxPool2d(2),
-        conv("conv2"), nn.ReLU(), nn.MaxPool2d(2),
-        KerasFlatten(), head,
+        torch_layer(model, "conv1"), nn.ReLU(), nn.MaxPool2d(2),
+        torch_layer(model, "conv2"), nn.ReLU(), nn.MaxPool2d(2),
+        KerasFlatten(), torch_layer(model, "classifier"),
     ).eval()  # fmt: skip
     composite = zennit.composites.EpsilonPlusFlat()
     context = composite.context(net)

@@ -380,9 +380,9 @@ def _references(baselines, layout, xs):
     return out
 
 
-def _deeplift(model, inputs, target, *, baselines, copies, method, **shared):
-    return_gap = _args.check_bool(shared.pop("return_gap"), "return_gap")
-    run = _request.request(model, inputs, target, input_gradients=True, **shared)
+def _deeplift(model, inputs, target, *, baselines, copies, method, **common):
+    return_gap = _args.check_bool(common.pop("return_gap"), "return_gap")
+    run = _request.request(model, inputs, target, input_gradients=True, **common)
     parts = _parts(run, method)
     layout = run.layout
     shared = False

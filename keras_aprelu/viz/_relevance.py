@@ -154,7 +154,7 @@ class Part:
     layer: keras.layers.Layer
     kind: str  # a KINDS value, or "merged": a BatchNormalization folded
     # into the linear layer before it, whose relevance it then passes
-    activation: object = None  # its `activation` attribute's `Found`, if any
+    activation: object = None  # the registry's `Found` of its activation
     merged: object = None  # the BatchNormalization merged into it
     first: bool = False  # the first linear layer (LRP's special first rule)
 
@@ -167,10 +167,10 @@ def _own_kind(layer):
 
 
 def kind_of(path, layer, squasher=None):
-    """(kind, activation) of `layer`: its kind, and the `Found` of its
-    `activation` attribute (a Dense's ReLU) when that is not the identity;
-    kind None when it has no rule. `squasher`, the final softmax or sigmoid
-    that scoring on logits bypasses, is the identity."""
+    """(kind, activation) of `layer`: its kind, and the registry's `Found`
+    of its activation (an activation layer's, or a Dense's ReLU), None when
+    it has none; kind None when it has no rule. `squasher`, the final
+    softmax or sigmoid that scoring on logits bypasses, is the identity."""
     found = _registry.lookup(path, layer)
     kind = _own_kind(layer)
     if found is not None and squasher is not None and found.layer is squasher.layer:
@@ -180,10 +180,9 @@ def kind_of(path, layer, squasher=None):
             return "route", None  # Activation("linear"): the identity
         return kind, None
     if found.attribute == "call":  # an activation layer, by its type
-        return (kind or found.entry.form), None
-    if isinstance(layer, keras.layers.Activation) and kind is None:
-        kind = "elementwise"
-        return (kind if found.entry.form == "elementwise" else None), None
+        return (kind or found.entry.form), found
+    if kind is None and isinstance(layer, keras.layers.Activation):
+        kind = "elementwise"  # its activation function is all it does
     if kind is None or found.entry.form != "elementwise":
         return None, found
     return kind, found
@@ -247,9 +246,7 @@ def _merge_batch_norms(found, calls):
             continue
         linear = found[source_index]
         if linear.kind != "linear" or linear.activation is not None:
-            continue
-        if not _is_linear_activation(linear.layer):
-            continue
+            continue  # (an activation other than the identity)
         if _channel_axis(linear.layer, call.input_shape) != _bn_axis(
             call.layer, call.input_shape
         ):
@@ -257,11 +254,6 @@ def _merge_batch_norms(found, calls):
         found[source_index] = dataclasses.replace(linear, merged=call.layer)
         found[part_index] = dataclasses.replace(found[part_index], kind="merged")
     return found
-
-
-def _is_linear_activation(layer):
-    activation = getattr(layer, "activation", None)
-    return activation is None or _registry.function_name(activation) == "linear"
 
 
 def _channel_axis(layer, shape):
@@ -560,7 +552,7 @@ def _with_first_input(args, kwargs, value):
 
 
 def _lrp_linear(part, original, composite, params):
-    rules = composite.rules(part, len(stages(part.layer)))
+    rules = composite.rules(part, len(_stages(part.layer)))
 
     def call(*args, **kwargs):
         # Read in the computation, so that the weights are the current ones.
@@ -713,20 +705,18 @@ def deeplift_patches(found_parts, shared):
     row, after the inputs, instead of one per input."""
     patches = []
     for part in found_parts:
-        layer, original = part.layer, part.layer.call
+        layer, original, found = part.layer, part.layer.call, part.activation
         if part.kind == "max":
             patches.append((layer, "call", _cross_max(original, shared)))
-        elif part.kind == "elementwise":
-            found = _registry.lookup(part.path, layer)
-            if found is not None and found.attribute == "activation":
-                fn = layer.activation
-                patches.append((layer, "activation", _rescale(fn, fn, shared)))
-                continue
+        elif part.kind == "elementwise" and (
+            found is None or found.attribute == "call"
+        ):
             held = found.entry.forward(layer) if found and found.entry.forward else None
-            rule = _rescale(original, held or original, shared)
-            patches.append((layer, "call", rule))
-        if part.activation is not None:
-            fn = layer.activation
+            patches.append(
+                (layer, "call", _rescale(original, held or original, shared))
+            )
+        if found is not None and found.attribute == "activation":
+            fn = layer.activation  # an Activation layer's, or a Dense's
             patches.append((layer, "activation", _rescale(fn, fn, shared)))
     return patches
 

@@ -71,12 +71,13 @@ def load_their_road():
             loaded[name] = module
         return loaded["road"], loaded["perturbation_confidence"]
     finally:
-        for name in names + [f"pytorch_grad_cam.metrics.{n}" for n in ("road",)]:
-            if saved.get(name) is None:
+        for name in ("perturbation_confidence", "road"):
+            sys.modules.pop(f"pytorch_grad_cam.metrics.{name}", None)
+        for name, module in saved.items():
+            if module is None:
                 sys.modules.pop(name, None)
             else:
-                sys.modules[name] = saved[name]
-        sys.modules.pop("pytorch_grad_cam.metrics.perturbation_confidence", None)
+                sys.modules[name] = module
 
 
 class Mask(np.ndarray):

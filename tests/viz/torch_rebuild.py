@@ -97,6 +97,31 @@ def _gate(model, name, x):
     return gate.astype("float32")
 
 
+def torch_weights(model, name):
+    """The weights of the Keras layer `name`, as torch tensors."""
+    import torch
+
+    layer = model.get_layer(name)
+    return [torch.tensor(np.asarray(w)) for w in layer.get_weights()]
+
+
+def torch_layer(model, name):
+    """The Keras Dense or Conv2D (odd kernel, stride 1, "same" padding)
+    `name` as its `torch.nn` twin, with its weights."""
+    from torch import nn
+
+    kernel, bias = torch_weights(model, name)
+    if kernel.ndim == 2:
+        layer = nn.Linear(*kernel.shape)
+        layer.weight.data = kernel.T.contiguous()
+    else:
+        size = kernel.shape[0]
+        layer = nn.Conv2d(kernel.shape[2], kernel.shape[3], size, padding=size // 2)
+        layer.weight.data = kernel.permute(3, 2, 0, 1).contiguous()
+    layer.bias.data = bias
+    return layer
+
+
 def torch_cnn(model, x, native=False):
     """`keras_cnn`'s PyTorch rebuild, NCHW. Its activations are fixed gates
     read from the Keras model on `x` (APReLU's slopes, PReLU's, RReLU's
@@ -104,10 +129,6 @@ def torch_cnn(model, x, native=False):
     PyTorch's activation modules) `torch.nn.ReLU` or `LeakyReLU`."""
     import torch
     from torch import nn
-
-    def weights(name):
-        layer = model.get_layer(name)
-        return [torch.tensor(np.asarray(w)) for w in layer.get_weights()]
 
     class Gate(nn.Module):
         def __init__(self, gate):
@@ -127,21 +148,7 @@ def torch_cnn(model, x, native=False):
 
     zennit = import_zennit()
 
-    def conv(name, channels_in, channels_out):
-        layer = nn.Conv2d(channels_in, channels_out, 3, padding=1)
-        kernel, bias = weights(name)
-        layer.weight.data = kernel.permute(3, 2, 0, 1).contiguous()
-        layer.bias.data = bias
-        return layer
-
-    def dense(name):
-        kernel, bias = weights(name)
-        layer = nn.Linear(*kernel.shape)
-        layer.weight.data = kernel.T.contiguous()
-        layer.bias.data = bias
-        return layer
-
-    gamma, beta, mean, variance = weights("bn1")
+    gamma, beta, mean, variance = torch_weights(model, "bn1")
     bn = nn.BatchNorm2d(4, eps=model.get_layer("bn1").epsilon)
     bn.weight.data, bn.bias.data = gamma, beta
     bn.running_mean.data, bn.running_var.data = mean, variance
@@ -158,17 +165,17 @@ def torch_cnn(model, x, native=False):
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.block1 = nn.Sequential(conv("conv1", 2, 4), bn)
+            self.block1 = nn.Sequential(torch_layer(model, "conv1"), bn)
             self.act1 = activation("act1")
             self.pool1 = nn.MaxPool2d(2)
-            self.conv2 = conv("conv2", 4, 4)
+            self.conv2 = torch_layer(model, "conv2")
             self.relu2 = nn.ReLU()
             self.add = zennit.layer.Sum()
             self.act2 = activation("act2")
             self.pool2 = nn.AvgPool2d(2, stride=1)
-            self.dense1 = dense("dense1")
+            self.dense1 = torch_layer(model, "dense1")
             self.act3 = Maxout(6) if maxout else activation("act3")
-            self.head = dense("head")
+            self.head = torch_layer(model, "head")
 
         def forward(self, x):
             x = self.act1(self.block1(x))
